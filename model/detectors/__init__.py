@@ -1,0 +1,1 @@
+"""Anomaly detectors: the scikit-learn Isolation Forest and its fast, sklearn-free scorer."""

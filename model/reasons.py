@@ -1,0 +1,163 @@
+"""Reason codes: the features that pushed a score up, said in an analyst's words.
+
+The forest credits each feature that isolated the transaction quickly; among those, only values
+that are unusual in the suspicious direction (compared with the training distribution) are worth
+saying. Each feature has one sentence template that shows the evidence, not the feature name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from math import expm1, exp
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fraudstream.model.features.step import FEATURE_NAMES, INDEX, SMALL_AMOUNT
+
+if TYPE_CHECKING:
+    from fraudstream.model.schema import Transaction
+
+Stats = Mapping[str, Mapping[str, float]]  # feature -> {"p05": .., "p50": .., "p95": .., "p99": ..}
+
+# Features where a *low* value is the suspicious one; every other feature is suspicious when high.
+LOW_IS_SUSPICIOUS = frozenset({"card_hour_share", "seconds_since_prev_log", "card_history_log"})
+NEVER_A_REASON = frozenset({"day_of_week"})
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def money(amount: float, currency: str = "USD") -> str:
+    """``$1,234.50`` for USD, ``1,234.50 EUR`` otherwise.
+
+    >>> money(1234.5), money(3, "EUR")
+    ('$1,234.50', '3.00 EUR')
+    """
+    return f"${amount:,.2f}" if currency == "USD" else f"{amount:,.2f} {currency}"
+
+
+def duration(seconds: float) -> str:
+    """A short human duration.
+
+    >>> duration(12), duration(1200), duration(7200), duration(200000)
+    ('12 seconds', '20 minutes', '2.0 hours', '2.3 days')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _clock(hour: float) -> str:
+    minutes = int(round(hour * 60)) % 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _travel(f: Sequence[float], txn: Transaction) -> str:
+    km = f[INDEX["distance_prev_km"]]
+    gap = duration(expm1(f[INDEX["seconds_since_prev_log"]]))
+    return f"{km:,.0f} km from the previous transaction {gap} earlier ({f[INDEX['speed_prev_kmh']]:,.0f} km/h)"
+
+
+def _ratio_to_card_mean(f: Sequence[float], txn: Transaction) -> str:
+    ratio = exp(f[INDEX["amount_ratio_30d_log"]])
+    return f"amount is {ratio:.1f}× this card's 30-day average ({money(txn.amount / ratio, txn.currency)})"
+
+
+TEMPLATES: dict[str, Callable[[Sequence[float], "Transaction"], str]] = {
+    "amount_log": lambda f, t: f"amount {money(t.amount, t.currency)} is among the largest seen in training",
+    "hour_of_day": lambda f, t: f"at {_clock(f[INDEX['hour_of_day']])} local time",
+    "is_online": lambda f, t: "online, card not present",
+    "is_atm": lambda f, t: "cash withdrawal at an ATM",
+    "distance_home_km": lambda f, t: f"{f[INDEX['distance_home_km']]:,.0f} km from the cardholder's home",
+    "card_history_log": lambda f, t: f"card has little history ({expm1(f[INDEX['card_history_log']]):.0f} earlier transactions)",
+    "card_count_1h": lambda f, t: f"about {f[INDEX['card_count_1h']]:.0f} transactions on this card in the past hour",
+    "card_count_1d": lambda f, t: f"about {f[INDEX['card_count_1d']]:.0f} transactions on this card in the past day",
+    "card_count_7d": lambda f, t: f"about {f[INDEX['card_count_7d']]:.0f} transactions on this card in the past week",
+    "card_amount_1d_log": lambda f, t: f"card spent about {money(expm1(f[INDEX['card_amount_1d_log']]), t.currency)} in the past day",
+    "amount_ratio_30d_log": _ratio_to_card_mean,
+    "amount_zscore_30d": lambda f, t: f"amount is far outside this card's usual range (z = {f[INDEX['amount_zscore_30d']]:.1f})",
+    "seconds_since_prev_log": lambda f, t: f"only {duration(expm1(f[INDEX['seconds_since_prev_log']]))} after the card's previous transaction",
+    "distance_prev_km": _travel,
+    "speed_prev_kmh": _travel,
+    "new_merchant": lambda f, t: "first transaction of this card at this merchant",
+    "new_category": lambda f, t: f"first {t.merchant_category or 'such'} purchase for this card",
+    "new_country": lambda f, t: f"first transaction in {t.country} for this card",
+    "card_hour_share": lambda f, t: (
+        f"at {_clock(f[INDEX['hour_of_day']])} local time, when this card is rarely active "
+        f"({f[INDEX['card_hour_share']]:.0%} of its recent activity)"
+    ),
+    "card_small_count_1h": lambda f, t: (
+        f"about {f[INDEX['card_small_count_1h']]:.0f} small (< {money(SMALL_AMOUNT, t.currency)}) "
+        "amounts on this card in the past hour, a card-testing pattern"
+    ),
+    "merchant_count_1h": lambda f, t: f"merchant had about {f[INDEX['merchant_count_1h']]:.0f} transactions in the past hour",
+    "merchant_count_1d": lambda f, t: f"merchant had about {f[INDEX['merchant_count_1d']]:.0f} transactions in the past day",
+    "merchant_velocity_ratio": lambda f, t: f"merchant volume is {exp(f[INDEX['merchant_velocity_ratio']]):.1f}× its usual hourly rate",
+    "merchant_new_cards_1h": lambda f, t: (
+        f"about {f[INDEX['merchant_new_cards_1h']]:.0f} transactions from cards new to this merchant in the past hour"
+    ),
+    "merchant_amount_ratio_log": lambda f, t: f"amount is {exp(f[INDEX['merchant_amount_ratio_log']]):.1f}× this merchant's average",
+}
+assert set(TEMPLATES) | NEVER_A_REASON == set(FEATURE_NAMES), "every feature needs a reason template"
+
+
+def is_unusual(name: str, value: float, stats: Stats) -> bool:
+    """Whether ``value`` sits in the suspicious tail of the training distribution of ``name``."""
+    s = stats.get(name)
+    if s is None or name in NEVER_A_REASON:
+        return False
+    if name in LOW_IS_SUSPICIOUS:
+        return value < s["p05"]
+    if name == "hour_of_day":
+        return value < 5.0 or value >= 23.0
+    return value > s["p95"] and value > s["p50"]
+
+
+def explain(
+    txn: Transaction,
+    features: Sequence[float],
+    contributions: np.ndarray,
+    stats: Stats,
+    limit: int = 3,
+) -> tuple[str, ...]:
+    """Up to ``limit`` sentences for the features that most isolated ``txn`` and are unusual.
+
+    Falls back to the single most credited feature so that an alert always has a reason.
+    """
+    order = np.argsort(-np.asarray(contributions), kind="stable")
+    reasons: list[str] = []
+    for i in order:
+        name = FEATURE_NAMES[i]
+        if contributions[i] <= 0 or not is_unusual(name, features[i], stats):
+            continue
+        text = TEMPLATES[name](features, txn)
+        if text not in reasons:
+            reasons.append(text)
+        if len(reasons) == limit:
+            break
+    if not reasons:
+        for i in order:
+            if FEATURE_NAMES[i] in TEMPLATES:
+                reasons.append(TEMPLATES[FEATURE_NAMES[i]](features, txn))
+                break
+    return tuple(reasons)
+
+
+def feature_stats(X: np.ndarray) -> dict[str, dict[str, float]]:
+    """Training distribution summary per feature, stored in the model bundle for reasons and drift checks."""
+    quantiles = np.quantile(X, [0.01, 0.05, 0.5, 0.95, 0.99], axis=0)
+    return {
+        name: {
+            "mean": float(X[:, i].mean()),
+            "std": float(X[:, i].std()),
+            "p01": float(quantiles[0, i]),
+            "p05": float(quantiles[1, i]),
+            "p50": float(quantiles[2, i]),
+            "p95": float(quantiles[3, i]),
+            "p99": float(quantiles[4, i]),
+        }
+        for i, name in enumerate(FEATURE_NAMES)
+    }

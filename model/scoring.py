@@ -1,0 +1,64 @@
+"""The pure middle of every runtime: features → detector → decision, over state the caller owns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.policy import Decision
+from fraudstream.model.reasons import explain
+
+if TYPE_CHECKING:
+    from fraudstream.model.bundle import ModelBundle
+    from fraudstream.model.schema import Transaction
+
+
+class Scorer:
+    """Scores transactions in arrival order with a model bundle; never reads ``is_fraud``.
+
+    Batches are scored together (the fast path), but each transaction's features depend only on
+    those before it, so batch size never changes an answer.
+    """
+
+    def __init__(self, bundle: ModelBundle, state: FeatureState | None = None, max_reasons: int = 3) -> None:
+        self.bundle = bundle
+        self.state = state if state is not None else FeatureState()
+        self.max_reasons = max_reasons
+        self._stats = bundle.metadata.get("training_stats", {})
+
+    def features(self, txns: Sequence[Transaction]) -> np.ndarray:
+        """Feature rows of ``txns`` in order, moving the state past them."""
+        step = self.state.step
+        return np.array([step(t) for t in txns], dtype=np.float64).reshape(len(txns), -1)
+
+    def decide_batch(self, txns: Sequence[Transaction]) -> list[Decision]:
+        """One decision per transaction, in order; alerts carry reasons."""
+        if not txns:
+            return []
+        X = self.features(txns)
+        scores = self.bundle.score_many(X)
+        threshold = self.bundle.threshold
+        decisions = []
+        for i, txn in enumerate(txns):
+            score = float(scores[i])
+            if score >= threshold:
+                decisions.append(Decision(txn.transaction_id, score, True, self.reasons(txn, X[i])))
+            else:
+                decisions.append(Decision(txn.transaction_id, score, False))
+        return decisions
+
+    def decide(self, txn: Transaction) -> Decision:
+        """The single-transaction path (an API request): same answer as in a batch."""
+        x = self.state.step(txn)
+        score = self.bundle.score_one(x)
+        if score >= self.bundle.threshold:
+            return Decision(txn.transaction_id, score, True, self.reasons(txn, np.asarray(x)))
+        return Decision(txn.transaction_id, score, False)
+
+    def reasons(self, txn: Transaction, x: np.ndarray) -> tuple[str, ...]:
+        """Why ``txn`` scored high, in words (computed only for alerts)."""
+        contributions = self.bundle.forest.feature_contributions(x)
+        return explain(txn, x, contributions, self._stats, self.max_reasons)
