@@ -1,0 +1,1 @@
+"""Adapters and runtimes: sources, stores, runners, CLI. Wiring only; no fraud logic."""

@@ -1,0 +1,73 @@
+"""``fraudstream evaluate``: detection quality of a model on labelled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fraudstream.services.cli.common import FORMAT_HELP, console, dead_letter_path, fail, load_model, read_history
+
+
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Labelled transactions (is_fraud) to evaluate on."),
+    fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
+    model: Path = typer.Option(..., "--model", help="Model bundle directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
+    k: int = typer.Option(100, min=1, help="Cards reviewed per day for card precision@k."),
+    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go [default: DATA.dead_letters.jsonl]."),
+) -> None:
+    """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate."""
+    from fraudstream.model.evaluate import evaluate as measure
+    from fraudstream.model.scoring import Scorer
+
+    bundle = load_model(model)
+    rows = read_history(data, fmt, dead_letter_path(data, dead_letters))
+    txns = [t for _, t in rows]
+    unlabelled = sum(t.is_fraud is None for t in txns)
+    if unlabelled:
+        raise fail(f"{unlabelled:,} of {len(txns):,} rows have no is_fraud label; evaluate needs labelled data")
+    with console.status(f"scoring {len(txns):,} transactions"):
+        scores = np.asarray([d.score for d in Scorer(bundle).decide_batch(txns)])
+    scenarios = [str(t.extra.get("scenario") or "") for t in txns] if any("scenario" in t.extra for t in txns) else None
+    result = measure(
+        scores,
+        np.asarray([t.is_fraud for t in txns]),
+        bundle.threshold,
+        card_ids=[t.card_id for t in txns],
+        timestamps_ms=np.asarray([t.timestamp_ms for t in txns]),
+        scenarios=scenarios,
+        k=k,
+    )
+    result["model_version"] = bundle.version
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{data.name} — model {bundle.version}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key != "per_scenario":
+            table.add_row(key, _fmt(value))
+    Console().print(table)
+    if result.get("per_scenario"):
+        per = Table(title="per fraud scenario")
+        for column in ("scenario", "frauds", "roc_auc", "average_precision", "recall_at_alert_rate"):
+            per.add_column(column, justify="left" if column == "scenario" else "right")
+        for name, m in result["per_scenario"].items():
+            per.add_row(name, *(_fmt(m[c]) for c in ("frauds", "roc_auc", "average_precision", "recall_at_alert_rate")))
+        Console().print(per)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,103 @@
+"""``fraudstream run``: the embedded real-time pipeline over a file or the generator, with a live view."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import nullcontext
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.live import Live
+
+from fraudstream.services.cli.common import FORMAT_HELP, console, fail, load_model
+
+
+class SourceKind(str, Enum):
+    generator = "generator"
+    file = "file"
+
+
+def run(
+    source: SourceKind = typer.Option(SourceKind.generator, help="Where transactions come from."),
+    data: Path | None = typer.Option(None, "--data", help="With --source file: the transactions file."),
+    fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
+    model: Path = typer.Option(Path("var/model"), "--model", help="Model bundle directory."),
+    store: str = typer.Option("var/alerts.db", help="Alert store: a SQLite path, sqlite://PATH or memory://."),
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint file [default: next to the SQLite store, *.checkpoint]."),
+    fresh: bool = typer.Option(False, help="Ignore (delete) an existing checkpoint and start from the beginning."),
+    rate: float | None = typer.Option(None, min=0.001, help="With the generator: transactions per second (default: as fast as possible)."),
+    cards: int = typer.Option(2_000, min=1, help="Generator: cards."),
+    days: int = typer.Option(30, min=1, help="Generator: days of transactions."),
+    seed: int = typer.Option(11, help="Generator: seed."),
+    start: str = typer.Option("2026-02-01T00:00:00+00:00", help="Generator: event time of the first day."),
+    batch_size: int = typer.Option(2_000, min=1, help="Rows per store write (lower = lower latency)."),
+    checkpoint_rows: int = typer.Option(500_000, min=1, help="Checkpoint at least every N rows."),
+    checkpoint_seconds: float = typer.Option(30.0, min=0.0, help="...and at least every N seconds."),
+    live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view."),
+) -> None:
+    """Score a stream in real time into the alert store; safe to kill and restart (it resumes)."""
+    from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
+    from fraudstream.services.stores.alerts import open_store
+
+    bundle = load_model(model)
+    if source is SourceKind.file:
+        if data is None:
+            raise fail("--source file needs --data FILE")
+        from fraudstream.services.sources.file_source import FileSource
+        from fraudstream.services.sources.mapping import MappingError
+
+        try:
+            src = FileSource(data, fmt)
+        except (FileNotFoundError, MappingError) as error:
+            raise fail(str(error)) from None
+    else:
+        from fraudstream.services.sources.generator import GeneratorConfig
+        from fraudstream.services.sources.generator_source import GeneratorSource
+
+        src = GeneratorSource(GeneratorConfig(cards=cards, days=days, seed=seed, start=start), rate=rate)
+    try:
+        alert_store = open_store(store)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    if checkpoint is None and "://" not in store:
+        checkpoint = Path(store).with_suffix(".checkpoint")
+    ckpt = CheckpointFile(checkpoint) if checkpoint is not None else None
+    if fresh and ckpt is not None:
+        ckpt.clear()
+    run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
+                 checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
+                 mismatch=CheckpointMismatch)
+
+
+def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> None:
+    """Run with a live view and graceful SIGINT/SIGTERM handling; print the summary."""
+    from fraudstream.services.cli.live_view import render
+    from fraudstream.services.runners.embedded import EmbeddedRunner
+
+    title = f"fraudstream · {src.name} · model {bundle.version}"
+    live = Live(console=console, refresh_per_second=4, transient=False) if live_view else nullcontext()
+    with live as view:
+        runner = EmbeddedRunner(
+            src, bundle, alert_store, ckpt,
+            on_progress=(lambda stats: view.update(render(stats, title))) if view is not None else None,
+            **options,
+        )
+        stop = lambda signum, frame: runner.stop()  # noqa: E731 - finish the batch, checkpoint, exit
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            stats = runner.run()
+        except mismatch as error:
+            raise fail(str(error)) from None
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            alert_store.close()
+    c = stats.counters
+    state = "finished" if stats.finished else f"stopped at row {stats.position:,} (run again to resume)"
+    p99 = stats.latency_ms(0.99)
+    console.print(
+        f"{state}: {c['read']:,} read, {c['scored']:,} scored, {c['alerts']:,} alerts, "
+        f"{c['dead_letters']:,} dead letters; {stats.rate():,.0f} rows/s"
+        + (f", p99 latency {p99:.1f} ms" if p99 is not None else "")
+    )

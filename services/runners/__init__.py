@@ -1,0 +1,1 @@
+"""Runtimes that drive the pure pipeline over a source."""

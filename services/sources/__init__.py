@@ -1,0 +1,1 @@
+"""Where transactions come from: the synthetic generator and file readers (Kafka later)."""

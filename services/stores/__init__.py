@@ -1,0 +1,1 @@
+"""Where results go: alert stores and dead-letter sinks."""
