@@ -8,12 +8,12 @@ saying. Each feature has one sentence template that shows the evidence, not the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from math import expm1, exp
+from math import exp, expm1, log
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fraudstream.model.features.step import FEATURE_NAMES, INDEX, SMALL_AMOUNT
+from fraudstream.model.features.step import FEATURE_NAMES, INDEX, MAX_SPEED_KMH, SMALL_AMOUNT
 
 if TYPE_CHECKING:
     from fraudstream.model.schema import Transaction
@@ -23,6 +23,23 @@ Stats = Mapping[str, Mapping[str, float]]  # feature -> {"p05": .., "p50": .., "
 # Features where a *low* value is the suspicious one; every other feature is suspicious when high.
 LOW_IS_SUSPICIOUS = frozenset({"card_hour_share", "seconds_since_prev_log", "card_history_log"})
 NEVER_A_REASON = frozenset({"day_of_week"})
+# Below these, a value may be in the training tail yet not worth an analyst's attention
+# ("about 0 small amounts", "z = 1.2"); natural units of each feature.
+WORTH_SAYING: dict[str, float] = {
+    "amount_ratio_30d_log": log(3.0),
+    "amount_zscore_30d": 3.0,
+    "card_count_1h": 2.5,
+    "card_count_1d": 8.0,
+    "card_count_7d": 30.0,
+    "card_small_count_1h": 1.5,
+    "distance_home_km": 150.0,
+    "distance_prev_km": 150.0,
+    "speed_prev_kmh": 900.0,
+    "merchant_count_1h": 5.0,
+    "merchant_new_cards_1h": 2.5,
+    "merchant_velocity_ratio": log(3.0),
+    "merchant_amount_ratio_log": log(3.0),
+}
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -58,7 +75,9 @@ def _clock(hour: float) -> str:
 def _travel(f: Sequence[float], txn: Transaction) -> str:
     km = f[INDEX["distance_prev_km"]]
     gap = duration(expm1(f[INDEX["seconds_since_prev_log"]]))
-    return f"{km:,.0f} km from the previous transaction {gap} earlier ({f[INDEX['speed_prev_kmh']]:,.0f} km/h)"
+    speed = f[INDEX["speed_prev_kmh"]]
+    shown = f"over {MAX_SPEED_KMH:,.0f}" if speed >= MAX_SPEED_KMH else f"{speed:,.0f}"
+    return f"{km:,.0f} km from the previous transaction {gap} earlier ({shown} km/h)"
 
 
 def _ratio_to_card_mean(f: Sequence[float], txn: Transaction) -> str:
@@ -68,7 +87,7 @@ def _ratio_to_card_mean(f: Sequence[float], txn: Transaction) -> str:
 
 TEMPLATES: dict[str, Callable[[Sequence[float], "Transaction"], str]] = {
     "amount_log": lambda f, t: f"amount {money(t.amount, t.currency)} is among the largest seen in training",
-    "hour_of_day": lambda f, t: f"at {_clock(f[INDEX['hour_of_day']])} local time",
+    "hour_of_day": lambda f, t: f"at {_clock(f[INDEX['hour_of_day']])} local time, at night",
     "is_online": lambda f, t: "online, card not present",
     "is_atm": lambda f, t: "cash withdrawal at an ATM",
     "distance_home_km": lambda f, t: f"{f[INDEX['distance_home_km']]:,.0f} km from the cardholder's home",
@@ -113,7 +132,7 @@ def is_unusual(name: str, value: float, stats: Stats) -> bool:
         return value < s["p05"]
     if name == "hour_of_day":
         return value < 5.0 or value >= 23.0
-    return value > s["p95"] and value > s["p50"]
+    return value > s["p95"] and value > s["p50"] and value >= WORTH_SAYING.get(name, value)
 
 
 def explain(
@@ -125,7 +144,7 @@ def explain(
 ) -> tuple[str, ...]:
     """Up to ``limit`` sentences for the features that most isolated ``txn`` and are unusual.
 
-    Falls back to the single most credited feature so that an alert always has a reason.
+    Falls back to naming the most credited features, so that an alert always has a reason.
     """
     order = np.argsort(-np.asarray(contributions), kind="stable")
     reasons: list[str] = []
@@ -139,10 +158,8 @@ def explain(
         if len(reasons) == limit:
             break
     if not reasons:
-        for i in order:
-            if FEATURE_NAMES[i] in TEMPLATES:
-                reasons.append(TEMPLATES[FEATURE_NAMES[i]](features, txn))
-                break
+        top = [FEATURE_NAMES[i].replace("_", " ") for i in order[:3]]
+        reasons.append("unusual combination of " + ", ".join(top))
     return tuple(reasons)
 
 

@@ -31,7 +31,7 @@ def render(stats: RunStats, title: str) -> Group:
         when = datetime.fromtimestamp(alert.timestamp_ms / 1000, tz=timezone.utc).strftime("%m-%d %H:%M:%S")
         alerts.add_row(
             when, alert.card_id, alert.merchant_id, f"{alert.amount:,.2f}", f"{alert.score:.3f}",
-            "; ".join(alert.reasons),
+            "; ".join(alert.reasons[:2]),
         )
     parts: list = [f"[bold]{title}", summary, alerts]
     if stats.dead_letter_fields:

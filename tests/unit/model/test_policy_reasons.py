@@ -59,8 +59,24 @@ def test_reasons_name_the_evidence_of_the_most_credited_unusual_features() -> No
 def test_an_alert_always_has_a_reason() -> None:
     credit = np.zeros(len(FEATURE_NAMES))
     credit[INDEX["merchant_count_1h"]] = 1.0
-    assert explain(make_txn(), _features(), credit, _stats()) == (
-        "merchant had about 0 transactions in the past hour",
+    credit[INDEX["hour_of_day"]] = 0.5
+    credit[INDEX["amount_log"]] = 0.2
+    assert explain(make_txn(), _features(hour_of_day=12.0), credit, _stats()) == (
+        "unusual combination of merchant count 1h, hour of day, amount log",
+    )
+
+
+def test_values_in_the_tail_but_too_small_to_matter_are_not_said() -> None:
+    stats = {name: {"p05": 0.0, "p50": 0.0, "p95": 0.1, "p99": 0.2} for name in FEATURE_NAMES}
+    credit = np.zeros(len(FEATURE_NAMES))
+    credit[INDEX["card_small_count_1h"]] = 1.0
+    credit[INDEX["amount_zscore_30d"]] = 0.8
+    weak = _features(card_small_count_1h=0.4, amount_zscore_30d=1.5)
+    assert explain(make_txn(), weak, credit, stats)[0].startswith("unusual combination")
+    strong = _features(card_small_count_1h=4.0, amount_zscore_30d=6.0)
+    assert explain(make_txn(), strong, credit, stats) == (
+        "about 4 small (< $5.00) amounts on this card in the past hour, a card-testing pattern",
+        "amount is far outside this card's usual range (z = 6.0)",
     )
 
 
