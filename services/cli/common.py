@@ -8,11 +8,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from fraudstream.model.replay import in_event_order
 from fraudstream.model.schema import Transaction
-from fraudstream.services.sources.files import read_transactions
+from fraudstream.services.sources.files import check_file, read_transactions
 from fraudstream.services.sources.mapping import MappingError, resolve_format
 from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 
@@ -23,7 +24,7 @@ FORMAT_HELP = "Input layout: canonical, sparkov, handbook, or a column-mapping .
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error (no traceback) and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -57,11 +58,10 @@ def dead_letter_path(data: Path, explicit: Path | None) -> Path:
 
 def read_history(data: Path, fmt: str, dead_letters: Path) -> list[tuple[int, Transaction]]:
     """All valid rows of ``data`` in event-time order; bad rows go to ``dead_letters`` (summarised)."""
-    if not data.is_file():
-        raise fail(f"no such data file: {data}")
     try:
+        check_file(data)
         resolve_format(fmt)
-    except MappingError as error:
+    except (OSError, ValueError) as error:  # missing file, unknown type, bad mapping
         raise fail(str(error)) from None
     rows: list[tuple[int, Transaction]] = []
     dead_letters.unlink(missing_ok=True)  # this run's bad rows only
@@ -85,4 +85,4 @@ def _read(data: Path, fmt: str, sink: JsonlDeadLetterSink) -> Iterator[tuple[int
     try:
         yield from read_transactions(data, fmt, sink)
     except (ValueError, OSError) as error:  # MappingError, FileFormatError, decoding
-        raise fail(f"cannot read {data}: {error}") from None
+        raise fail(str(error)) from None

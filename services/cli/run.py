@@ -45,11 +45,9 @@ def run(
         if data is None:
             raise fail("--source file needs --data FILE")
         from fraudstream.services.sources.file_source import FileSource
-        from fraudstream.services.sources.mapping import MappingError
-
         try:
             src = FileSource(data, fmt)
-        except (FileNotFoundError, MappingError) as error:
+        except (OSError, ValueError) as error:  # missing file, unknown type, bad mapping
             raise fail(str(error)) from None
     else:
         from fraudstream.services.sources.generator import GeneratorConfig
@@ -60,8 +58,9 @@ def run(
         alert_store = open_store(store)
     except ValueError as error:
         raise fail(str(error)) from None
-    if checkpoint is None and "://" not in store:
-        checkpoint = Path(store).with_suffix(".checkpoint")
+    store_path = getattr(alert_store, "path", None)
+    if checkpoint is None and store_path is not None:
+        checkpoint = Path(store_path).with_suffix(".checkpoint")
     ckpt = CheckpointFile(checkpoint) if checkpoint is not None else None
     if fresh and ckpt is not None:
         ckpt.clear()

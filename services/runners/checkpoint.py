@@ -39,16 +39,24 @@ class CheckpointFile:
     def load(self) -> Checkpoint | None:
         if not self.path.exists():
             return None
-        checkpoint = msgspec.msgpack.decode(self.path.read_bytes(), type=Checkpoint)
-        if checkpoint.format != CHECKPOINT_FORMAT:
-            raise CheckpointMismatch(f"{self.path} has checkpoint format {checkpoint.format}, expected {CHECKPOINT_FORMAT}")
-        return checkpoint
+        try:
+            raw = msgspec.msgpack.decode(self.path.read_bytes())
+            found = raw.get("format") if isinstance(raw, dict) else None
+            if found != CHECKPOINT_FORMAT:
+                raise CheckpointMismatch(
+                    f"{self.path} is not a fraudstream checkpoint of format {CHECKPOINT_FORMAT} (found {found!r}); "
+                    "start fresh (--fresh) or point --checkpoint elsewhere"
+                )
+            return msgspec.convert(raw, Checkpoint)
+        except msgspec.MsgspecError as error:
+            raise CheckpointMismatch(f"{self.path} is not a readable checkpoint ({error}); start fresh (--fresh)") from None
 
     def save(self, checkpoint: Checkpoint) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = msgspec.msgpack.encode(checkpoint)  # before opening: a failure leaves no temp file
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as handle:
-            handle.write(msgspec.msgpack.encode(checkpoint))
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)

@@ -22,7 +22,7 @@ from fraudstream.model.scoring import Scorer
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
 from fraudstream.services.sources.base import IDLE, Source
 from fraudstream.services.stores.alerts.base import Alert, AlertStore
-from fraudstream.services.stores.dead_letters import DeadLetter
+from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -169,7 +169,7 @@ class EmbeddedRunner:
         counters["alerts"] += len(alerts)
         counters["dead_letters"] += len(letters)
         stats.recent_alerts.extend(alerts)
-        stats.dead_letter_fields.update(letter.field or "(row)" for letter in letters)
+        stats.dead_letter_fields.update(letter.field or RECORD_LEVEL for letter in letters)
         stats.position = position
         txns.clear()
         letters.clear()

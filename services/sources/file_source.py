@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fraudstream.services.sources.base import SourceItem
-from fraudstream.services.sources.files import RawRow, read_rows
+from fraudstream.services.sources.files import RawRow, check_file, read_rows
 from fraudstream.services.sources.mapping import resolve_format
 
 
@@ -15,8 +15,7 @@ class FileSource:
 
     def __init__(self, path: str | Path, fmt: str = "canonical") -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no such data file: {self.path}")
+        check_file(self.path)
         self.mapping = resolve_format(fmt)
 
     @property

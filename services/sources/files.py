@@ -37,7 +37,7 @@ from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidT
 from fraudstream.services.sources.mapping import ColumnMapping, MappingError, resolve_format
 from fraudstream.services.stores.dead_letters import DeadLetter, DeadLetterSink
 
-__all__ = ["SUFFIXES", "FileFormatError", "RawRow", "read_rows", "read_transactions"]
+__all__ = ["SUFFIXES", "FileFormatError", "RawRow", "check_file", "read_rows", "read_transactions"]
 
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")  # each may also end in .gz
 _BOM = b"\xef\xbb\xbf"
@@ -263,6 +263,14 @@ def _line_text(raw: Any) -> str:
 # --------------------------------------------------------------------------- files
 
 
+def check_file(path: str | Path) -> None:
+    """Fail early, before any progress bar or store opens: the file must exist and have a known type."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    _kind(path)
+
+
 def _kind(path: Path) -> tuple[str, bool]:
     """``("csv" | "jsonl" | "json", compressed)`` from the file name."""
     name = path.name.lower()
@@ -272,7 +280,7 @@ def _kind(path: Path) -> tuple[str, bool]:
     for suffix, kind in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "json")):
         if name.endswith(suffix):
             return kind, compressed
-    raise FileFormatError(f"{path}: unknown file type; use one of {', '.join(SUFFIXES)} (optionally .gz)")
+    raise FileFormatError(f"unknown file type of {path}; use one of {', '.join(SUFFIXES)} (optionally .gz)")
 
 
 def _open_text(path: Path, compressed: bool) -> IO[str]:

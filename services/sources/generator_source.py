@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 
+from fraudstream.model.schema import parse_timestamp
 from fraudstream.services.sources.base import IDLE, SourceItem
 from fraudstream.services.sources.files import RawRow
 from fraudstream.services.sources.generator import GeneratorConfig, generate
@@ -25,11 +27,10 @@ class GeneratorSource:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate must be positive, got {rate}")
+        if rate is not None and not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate must be a positive number, got {rate}")
         self.config, self.rate = config, rate
-        # RFC 3339 strings with the generator's fixed offset compare in time order.
-        self.pace_from = pace_from or ""
+        self.pace_from_ms = parse_timestamp(pace_from)[0] if pace_from else None
         self._clock, self._sleep = clock, sleep
 
     @property
@@ -44,7 +45,7 @@ class GeneratorSource:
         for position, data in enumerate(generate(self.config), start=1):
             if position <= after:
                 continue
-            if interval and data["timestamp"] >= self.pace_from:
+            if interval and (self.pace_from_ms is None or parse_timestamp(data["timestamp"])[0] >= self.pace_from_ms):
                 if start is None:
                     start = self._clock()
                 wait = start + paced * interval - self._clock()

@@ -35,4 +35,6 @@ def open_store(url: str | Path) -> AlertStore:
         return BACKENDS["sqlite"](text)
     if scheme not in BACKENDS:
         raise ValueError(f"unknown alert store {scheme!r} in {text!r}; choose one of: {', '.join(sorted(BACKENDS))}")
+    if scheme == "sqlite" and not rest:
+        raise ValueError("sqlite:// needs a path, e.g. sqlite://var/alerts.db")
     return BACKENDS[scheme](rest)

@@ -1,0 +1,246 @@
+"""The ``fraudstream`` command through Typer's test runner: help, friendly errors, and a small happy path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from fraudstream.services.cli import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200"}  # the width of the console Rich draws to, so long messages are not wrapped
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return runner.invoke(app, [str(a) for a in args], env=env or WIDE)
+
+
+def ok(*args: str) -> Result:
+    result = invoke(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny generated file and a model trained on it, through the CLI itself."""
+    root = tmp_path_factory.mktemp("cli")
+    data, model = root / "data.csv", root / "model"
+    ok("generate", "--out", data, "--cards", "300", "--days", "4", "--seed", "1")
+    ok("train", "--data", data, "--model-out", model)
+    return {"root": root, "data": data, "model": model}
+
+
+# --------------------------------------------------------------------------- help
+
+
+COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+
+def test_the_app_lists_every_command() -> None:
+    assert {"demo", "generate", "train", "score", "evaluate", "run"} <= set(COMMANDS)
+    result = ok("--help")
+    for name in COMMANDS:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_of_every_command_lists_its_options(command: str) -> None:
+    result = ok(command, "--help")
+    options = [opt for param in COMMANDS[command].params for opt in (*param.opts, *param.secondary_opts) if opt.startswith("-")]
+    assert len(options) >= 2
+    missing = [opt for opt in options if opt not in result.output]
+    assert missing == [], result.output
+    assert "--help" in result.output
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def check_error(result: Result, *expected: str) -> str:
+    """Exit code 2, no traceback, a message starting with ``error:`` that says ``expected``; returns it."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit)  # typer.Exit, not a crash
+    assert "Traceback" not in result.output
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("error: "), result.stderr
+    message = " ".join(result.stderr.split())
+    for text in expected:
+        assert text in message, message
+    return first
+
+
+def args_for(command: str, work: dict[str, Path], data: Path | None = None, model: Path | None = None) -> list:
+    data = data if data is not None else work["data"]
+    model = model if model is not None else work["model"]
+    root = work["root"]
+    return {
+        "train": ["train", "--data", data, "--model-out", root / "unused-model"],
+        "score": ["score", "--data", data, "--model", model, "--out", root / "unused.csv"],
+        "evaluate": ["evaluate", "--data", data, "--model", model, "--json"],
+        "run": ["run", "--source", "file", "--data", data, "--model", model, "--store", "memory://", "--no-live-view"],
+    }[command]
+
+
+DATA_COMMANDS = ["train", "score", "evaluate", "run"]
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_missing_data_file(command: str, work: dict[str, Path]) -> None:
+    missing = work["root"] / "nope.csv"
+    check_error(invoke(*args_for(command, work, data=missing)), "no such data file", str(missing))
+
+
+@pytest.mark.parametrize("command", DATA_COMMANDS)
+def test_unknown_format(command: str, work: dict[str, Path]) -> None:
+    result = invoke(*args_for(command, work), "--format", "bogus")
+    check_error(result, "unknown format 'bogus'", "canonical", "sparkov", "handbook", ".toml")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        *DATA_COMMANDS[:3],
+        pytest.param(
+            "run",
+        ),
+    ],
+)
+def test_a_txt_data_file(command: str, work: dict[str, Path]) -> None:
+    text = work["root"] / "data.txt"
+    text.write_text(work["data"].read_text())
+    check_error(invoke(*args_for(command, work, data=text)), "unknown file type", ".csv", ".jsonl")
+
+
+@pytest.mark.parametrize("command", ["score", "evaluate", "run"])
+def test_a_model_dir_that_does_not_exist(command: str, work: dict[str, Path]) -> None:
+    missing = work["root"] / "no-model"
+    result = invoke(*args_for(command, work, model=missing))
+    first = check_error(result, str(missing), "directory not found")
+    assert "no model bundle" in first
+    assert f"fraudstream train --data FILE --model-out {missing}" in result.stderr  # the hint on how to make one
+
+
+@pytest.mark.parametrize("rate", ["0", "-1", "1000.5"])
+def test_alert_rate_out_of_range(rate: str, work: dict[str, Path]) -> None:
+    result = invoke(*args_for("train", work), "--alert-rate", rate)
+    check_error(result, "--alert-rate must be in (0, 1000]", f"got {float(rate)}")
+    assert not (work["root"] / "unused-model").exists()
+
+
+def test_run_file_source_needs_data(work: dict[str, Path]) -> None:
+    check_error(invoke("run", "--source", "file", "--model", work["model"], "--store", "memory://", "--no-live-view"),
+                "--source file needs --data FILE")
+
+
+def test_unknown_store_scheme(work: dict[str, Path]) -> None:
+    result = invoke(*args_for("run", work)[:-3], "--store", "redis://localhost:6379", "--no-live-view")
+    check_error(result, "unknown alert store 'redis'", "memory", "sqlite")
+
+
+def test_generate_to_an_unknown_file_type(tmp_path: Path) -> None:
+    out = tmp_path / "x.parquet"
+    check_error(invoke("generate", "--out", out, "--cards", "10", "--days", "1"),
+                "cannot tell the format", str(out), ".csv", ".jsonl")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["export[final].csv", "a[/x].csv"])
+def test_errors_quote_paths_with_brackets_verbatim(name: str, work: dict[str, Path]) -> None:
+    missing = work["root"] / name
+    check_error(invoke(*args_for("train", work, data=missing)), f"no such data file: {missing}")
+
+
+def test_a_sqlite_store_url_without_a_path(work: dict[str, Path]) -> None:
+    check_error(invoke(*args_for("run", work)[:-3], "--store", "sqlite://", "--no-live-view"), "sqlite")
+
+
+def test_a_checkpoint_that_is_not_a_checkpoint(work: dict[str, Path], tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a checkpoint\n")
+    result = invoke(*args_for("run", work)[:-3], "--store", tmp_path / "a.db", "--checkpoint", junk, "--no-live-view")
+    check_error(result, str(junk), "--fresh")
+
+
+@pytest.mark.parametrize(
+    ("make_args", "columns"),
+    [
+        pytest.param(lambda w: args_for("train", w, data=w["root"] / ("long-" * 20 + ".csv")), "80", id="wrapped-at-80"),
+        pytest.param(lambda w: args_for("train", w, data=w["data"].with_suffix(".txt")), "200", id="progress-after-error"),
+    ],
+)
+def test_errors_are_one_line_in_a_log(make_args: Callable, columns: str, work: dict[str, Path]) -> None:
+    (work["root"] / "data.txt").write_text(work["data"].read_text())
+    result = invoke(*make_args(work), env={"COLUMNS": columns})
+    check_error(result)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# --------------------------------------------------------------------------- happy path
+
+
+def test_generate_train_score_evaluate_run(work: dict[str, Path], tmp_path: Path) -> None:
+    data, model = work["data"], work["model"]
+    with open(data, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert 1500 < len(rows) < 4000 and {"transaction_id", "is_fraud", "scenario"} <= set(rows[0])
+    assert (model / "bundle.json").is_file()
+
+    scores = tmp_path / "scores.csv"
+    result = ok("score", "--data", data, "--model", model, "--out", scores)
+    with open(scores, newline="") as handle:
+        scored = list(csv.DictReader(handle))
+    assert [r["transaction_id"] for r in scored] == [r["transaction_id"] for r in rows]
+    assert {r["alert"] for r in scored} == {"0", "1"}
+    flagged = {r["transaction_id"] for r in scored if r["alert"] == "1"}
+    assert 0 < len(flagged) < len(rows) / 20
+    assert all(0.0 <= float(r["score"]) <= 1.0 for r in scored)
+    assert all(bool(r["reasons"]) == (r["alert"] == "1") for r in scored)
+    assert f"{len(flagged):,} alerts" in result.stderr
+
+    result = ok("evaluate", "--data", data, "--model", model, "--json")
+    report = json.loads(result.stdout)
+    for key in ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate", "per_scenario"):
+        assert key in report
+    assert 0.5 < report["roc_auc"] <= 1.0
+    assert 0.0 < report["average_precision"] <= 1.0
+    assert 0.0 <= report["card_precision_at_100"] <= 1.0
+    assert 0.0 <= report["recall_at_alert_rate"] <= 1.0
+    assert report["transactions"] == len(rows) and report["alerts"] == len(flagged)
+    frauds = sum(r["is_fraud"] == "1" for r in rows)
+    assert report["frauds"] == frauds > 0
+    scenarios = {r["scenario"] for r in rows if r["scenario"]}
+    assert set(report["per_scenario"]) == scenarios
+    assert sum(m["frauds"] for m in report["per_scenario"].values()) == frauds
+
+    store = tmp_path / "alerts.db"
+    result = ok("run", "--source", "file", "--data", data, "--model", model, "--store", store, "--no-live-view",
+                "--batch-size", "300")
+    assert f"finished: {len(rows):,} read, {len(rows):,} scored, {len(flagged):,} alerts, 0 dead letters" in " ".join(
+        result.stderr.split()
+    )
+    with sqlite3.connect(store) as db:
+        stored = {tid for (tid,) in db.execute("SELECT transaction_id FROM alerts")}
+    assert len(stored) == len(flagged)
+    assert stored == flagged
+    assert store.with_suffix(".checkpoint").is_file()
+
+    # run again: it resumes at the end and the store stays as it was
+    ok("run", "--source", "file", "--data", data, "--model", model, "--store", store, "--no-live-view")
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM alerts").fetchone()[0] == len(flagged)
+
+
+def test_a_sqlite_url_store_also_gets_a_checkpoint(work: dict[str, Path], tmp_path: Path) -> None:
+    store = tmp_path / "alerts.db"
+    ok("run", "--source", "file", "--data", work["data"], "--model", work["model"], "--store", f"sqlite://{store}",
+       "--no-live-view")
+    assert store.is_file()
+    assert store.with_suffix(".checkpoint").is_file()
