@@ -7,6 +7,7 @@ import typer
 from fraudstream.services.cli.demo import demo
 from fraudstream.services.cli.evaluate import evaluate
 from fraudstream.services.cli.generate import generate
+from fraudstream.services.cli.produce import produce
 from fraudstream.services.cli.run import run
 from fraudstream.services.cli.score import score
 from fraudstream.services.cli.train import train
@@ -24,6 +25,7 @@ app.command()(train)
 app.command()(score)
 app.command()(evaluate)
 app.command()(run)
+app.command()(produce)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Kafka adapters: connection settings, topic admin and the producer (kafka-python)."""
