@@ -34,6 +34,8 @@ def render(stats: RunStats, title: str) -> Group:
             "; ".join(alert.reasons[:2]),
         )
     parts: list = [f"[bold]{title}", summary, alerts]
+    if stats.lag is not None:
+        parts.insert(2, f"lag: [bold]{stats.lag:,}[/] messages behind")
     if stats.dead_letter_fields:
         top = ", ".join(f"{field}: {n:,}" for field, n in stats.dead_letter_fields.most_common(5))
         parts.append(f"[yellow]dead letters by field[/]: {top}")

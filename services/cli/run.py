@@ -16,6 +16,7 @@ from fraudstream.services.cli.common import FORMAT_HELP, console, fail, load_mod
 class SourceKind(str, Enum):
     generator = "generator"
     file = "file"
+    kafka = "kafka"
 
 
 def run(
@@ -35,12 +36,32 @@ def run(
     checkpoint_rows: int = typer.Option(500_000, min=1, help="Checkpoint at least every N rows."),
     checkpoint_seconds: float = typer.Option(30.0, min=0.0, help="...and at least every N seconds."),
     live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view."),
+    bootstrap: str | None = typer.Option(None, help="Kafka: bootstrap servers [env FRAUDSTREAM_KAFKA_BOOTSTRAP, default 127.0.0.1:9092]."),
+    topic: str = typer.Option("transactions", help="Kafka: topic to consume."),
+    group: str = typer.Option("fraudstream", help="Kafka: consumer group (run several processes with one group to share partitions)."),
+    scored_topic: str = typer.Option("transactions.scored", help="Kafka: where every verdict goes."),
+    dlq_topic: str = typer.Option("transactions.dlq", help="Kafka: where bad messages go, with error headers."),
+    replication: int = typer.Option(1, min=1, help="Kafka: replication factor of the output topics it creates."),
+    state_dir: Path = typer.Option(Path("var/kafka-state"), help="Kafka: per-partition state snapshots (shared by the group's runners)."),
+    metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off)."),
+    stop_when_idle: float | None = typer.Option(None, min=0.1, help="Kafka: exit after this many seconds with no new messages and no lag."),
+    session_timeout: float = typer.Option(10.0, min=6.0, help="Kafka: seconds before a silent runner's partitions move to the rest of the group."),
 ) -> None:
-    """Score a stream in real time into the alert store; safe to kill and restart (it resumes)."""
+    """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
+
+    Kafka connection security (TLS, SASL) comes from FRAUDSTREAM_KAFKA_* environment variables;
+    see the README.
+    """
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
     from fraudstream.services.stores.alerts import open_store
 
     bundle = load_model(model)
+    if source is SourceKind.kafka:
+        run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
+                  dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
+                  stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
+                  session_timeout=session_timeout)
+        return
     if source is SourceKind.file:
         if data is None:
             raise fail("--source file needs --data FILE")
@@ -70,33 +91,70 @@ def run(
 
 
 def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> None:
-    """Run with a live view and graceful SIGINT/SIGTERM handling; print the summary."""
-    from fraudstream.services.cli.live_view import render
+    """The embedded runner over ``src``, with the live view, signals and summary of :func:`_drive`."""
     from fraudstream.services.runners.embedded import EmbeddedRunner
 
-    title = f"fraudstream · {src.name} · model {bundle.version}"
+    runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
+    try:
+        _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view)
+    except mismatch as error:
+        raise fail(str(error)) from None
+
+
+def _drive(runner, title: str, alert_store, live_view: bool) -> None:
+    """Run with a live view and graceful SIGINT/SIGTERM (finish the batch, checkpoint, exit); print the summary."""
+    from fraudstream.services.cli.live_view import render
+
     live = Live(console=console, refresh_per_second=4, transient=False) if live_view else nullcontext()
     with live as view:
-        runner = EmbeddedRunner(
-            src, bundle, alert_store, ckpt,
-            on_progress=(lambda stats: view.update(render(stats, title))) if view is not None else None,
-            **options,
-        )
-        stop = lambda signum, frame: runner.stop()  # noqa: E731 - finish the batch, checkpoint, exit
+        if view is not None:
+            runner.on_progress = lambda stats: view.update(render(stats, title))
+        stop = lambda signum, frame: runner.stop()  # noqa: E731
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             stats = runner.run()
-        except mismatch as error:
-            raise fail(str(error)) from None
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             alert_store.close()
     c = stats.counters
-    state = "finished" if stats.finished else f"stopped at row {stats.position:,} (run again to resume)"
+    state = "finished" if stats.finished else f"stopped after {stats.position:,} (run again to resume)"
     p99 = stats.latency_ms(0.99)
     console.print(
         f"{state}: {c['read']:,} read, {c['scored']:,} scored, {c['alerts']:,} alerts, "
         f"{c['dead_letters']:,} dead letters; {stats.rate():,.0f} rows/s"
-        + (f", p99 latency {p99:.1f} ms" if p99 is not None else "")
+        + (f", p99 latency {p99:.1f} ms" if p99 is not None else ""),
+        soft_wrap=True,
     )
+
+
+def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: str, scored_topic: str,
+              dlq_topic: str, replication: int, state_dir: Path, metrics_port: int,
+              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float) -> None:
+    """The consumer-group runner, with the same live view, signals and summary as the embedded one."""
+    from fraudstream.services.kafka.settings import KafkaSettings
+    from fraudstream.services.kafka.topics import KafkaUnavailable
+    from fraudstream.services.runners.kafka import KafkaRunner, KafkaTopics
+    from fraudstream.services.runners.metrics import PipelineMetrics
+    from fraudstream.services.runners.snapshots import SnapshotDir
+    from fraudstream.services.stores.alerts import open_store
+
+    try:
+        settings = KafkaSettings.from_env(bootstrap=bootstrap)
+        alert_store = open_store(store)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    metrics = PipelineMetrics()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    runner = KafkaRunner(
+        settings, bundle, alert_store, SnapshotDir(state_dir), group=group,
+        topics=KafkaTopics(topic, scored_topic, dlq_topic), batch_size=batch_size,
+        stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
+        session_timeout_s=session_timeout,
+    )
+    try:
+        _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",
+               alert_store, live_view)
+    except KafkaUnavailable as error:
+        raise fail(f"{error}; start one with scripts/services/kafka start") from None

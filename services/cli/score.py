@@ -18,13 +18,15 @@ def score(
     model: Path = typer.Option(..., "--model", help="Model bundle directory (from fraudstream train)."),
     out: Path = typer.Option(..., "--out", help="CSV to write: transaction_id,score,alert,reasons."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go [default: DATA.dead_letters.jsonl]."),
+    partitions: int = typer.Option(1, min=1, help="Keep state per Kafka partition of card_id, as the Kafka runner does with this many partitions."),
 ) -> None:
     """Score every valid row, carrying each card's history through the file; is_fraud is never read."""
     from fraudstream.model.scoring import Scorer
+    from fraudstream.services.kafka.partitioning import PartitionedScorer
 
     bundle = load_model(model)
     rows = read_history(data, fmt, dead_letter_path(data, dead_letters))
-    scorer = Scorer(bundle)
+    scorer = PartitionedScorer(bundle, partitions) if partitions > 1 else Scorer(bundle)
     alerts = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -42,3 +44,4 @@ def score(
                 status.update(f"scoring: {start + len(chunk):,} / {len(rows):,}")
     tmp.replace(out)
     console.print(f"scored {len(rows):,} transactions, {alerts:,} alerts → {out}")
+

@@ -43,6 +43,7 @@ class RunStats:
     recent_alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=10))
     dead_letter_fields: Counter[str] = field(default_factory=Counter)
     finished: bool = False
+    lag: int | None = None  # messages behind the source's end, where the source can tell
 
     @property
     def elapsed_s(self) -> float:

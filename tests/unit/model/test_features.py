@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import HOUR, T0, make_txn
+from support import HOUR, T0, make_txn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import T0, make_txn
+from support import T0, make_txn
 
 from fraudstream.model.evaluate import card_precision_at_k, evaluate
 from fraudstream.model.features.step import FEATURE_NAMES, INDEX

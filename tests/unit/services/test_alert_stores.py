@@ -16,7 +16,7 @@ from fraudstream.services.stores.alerts.registry import BACKENDS, open_store
 from fraudstream.services.stores.alerts.sqlite import SqliteAlertStore
 from fraudstream.services.stores.dead_letters import MAX_RAW_BYTES, DeadLetter
 
-from conftest import HOUR, T0
+from support import HOUR, T0
 
 # How the contract suite opens each backend; a new backend must add a line here (the test below insists).
 URLS: dict[str, Callable[[Path], str]] = {

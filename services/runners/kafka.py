@@ -1,0 +1,375 @@
+"""The Kafka runner: the same pure pipeline over a consumer group, crash-safe and exactly-once in effect.
+
+Per partition it keeps its own feature state (cards are keyed by ``card_id``, so a card's history
+lives in one partition; merchant features see the merchant's traffic within that partition). For
+each polled batch it writes alerts and dead letters to the alert store, sends every verdict to
+the scored topic and every bad message to the dead-letter topic, waits for the broker's acks, and
+only then commits the offsets. State snapshots are written after commits.
+
+When a partition arrives (start, rebalance, restart after ``kill -9``) the runner seeks to the
+partition's last snapshot (or the beginning) and replays up to the committed offset to rebuild
+state *without* writing again; from there on results are new. The state of a partition depends
+only on its messages in offset order, so whoever processes a partition, and however often it was
+interrupted, writes the same alerts. A message whose offsets are not contiguous with the state
+(a rebalance or failed commit in between) triggers the same re-initialisation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from kafka import ConsumerRebalanceListener
+
+from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.schema import InvalidTransaction, Transaction, format_timestamp, to_record, validate
+from fraudstream.model.scoring import Scorer
+from fraudstream.services.kafka.settings import KafkaSettings
+from fraudstream.services.runners.embedded import RunStats
+from fraudstream.services.runners.metrics import PipelineMetrics
+from fraudstream.services.runners.snapshots import SnapshotDir
+from fraudstream.services.stores.alerts.base import Alert, AlertStore
+from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
+
+if TYPE_CHECKING:
+    from fraudstream.model.bundle import ModelBundle
+
+log = logging.getLogger(__name__)
+MAX_RAW = 65_536
+
+
+@dataclass(frozen=True)
+class KafkaTopics:
+    """The three topics of the pipeline."""
+
+    source: str = "transactions"
+    scored: str = "transactions.scored"
+    dead_letters: str = "transactions.dlq"
+
+
+@dataclass
+class PartitionState:
+    """One partition's pipeline: its scorer (with feature state) and where it stands."""
+
+    scorer: Scorer
+    next_offset: int  # the next message this state expects
+    replay_until: int  # messages below this already have results in the sinks: rebuild state only
+    snapshot_offset: int = -1  # offset of the last snapshot written
+
+
+@dataclass
+class _Outputs:
+    """What one batch sends: alerts and dead letters for the store, messages for the topics."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+    messages: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
+    produced_ms: list[int] = field(default_factory=list)
+
+
+class KafkaRunner:
+    """Consumes ``topics.source`` in group ``group`` until stopped (or idle, if asked)."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        bundle: ModelBundle,
+        store: AlertStore,
+        snapshots: SnapshotDir,
+        *,
+        group: str = "fraudstream",
+        topics: KafkaTopics = KafkaTopics(),
+        batch_size: int = 2000,
+        poll_ms: int = 100,
+        snapshot_seconds: float = 10.0,
+        stop_when_idle: float | None = None,
+        replication: int = 1,
+        session_timeout_s: float = 10.0,
+        metrics: PipelineMetrics | None = None,
+        on_progress: Callable[[RunStats], None] | None = None,
+        progress_seconds: float = 0.25,
+    ) -> None:
+        self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
+        self.group, self.topics = group, topics
+        self.batch_size, self.poll_ms = batch_size, poll_ms
+        self.snapshot_seconds, self.stop_when_idle = snapshot_seconds, stop_when_idle
+        self.replication = replication
+        self.session_timeout_ms = int(session_timeout_s * 1000)
+        self.metrics = metrics or PipelineMetrics()
+        self.on_progress, self.progress_seconds = on_progress, progress_seconds
+        self.stats = RunStats()
+        self.partitions: dict[int, PartitionState] = {}
+        self.lag: dict[int, int] = {}
+        self._revoked: set[int] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._snapshot_at = time.monotonic()
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder().decode
+
+    def stop(self) -> None:
+        """Finish the current batch, commit, snapshot and leave the group (safe from a signal handler)."""
+        self._stopping = True
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> RunStats:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        from fraudstream.services.kafka.topics import TopicSpec, ensure_topics
+
+        kwargs = self.settings.client_kwargs()
+        ensure_topics(
+            self.settings,
+            [TopicSpec(name, replication=self.replication) for name in (self.topics.scored, self.topics.dead_letters)],
+        )
+        self.consumer = KafkaConsumer(
+            **kwargs,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_size,
+            # How soon a crashed runner's partitions move to the others of its group.
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.session_timeout_ms // 3),
+        )
+        self.producer = KafkaProducer(**kwargs, acks="all", enable_idempotence=True, linger_ms=5)
+        self.consumer.subscribe([self.topics.source], listener=_Listener(self))
+        last_data = time.monotonic()
+        reported = 0.0
+        assignment: set[Any] = set()
+        try:
+            while not self._stopping:
+                batch = self.consumer.poll(timeout_ms=self.poll_ms)
+                self._drop_revoked()
+                if batch:
+                    self._process(batch)
+                    last_data = time.monotonic()
+                current = set(self.consumer.assignment())
+                if current != assignment:  # a rebalance: idle time counts from here
+                    assignment, last_data = current, time.monotonic()
+                self._update_lag()
+                now = time.monotonic()
+                if self.on_progress is not None and now - reported >= self.progress_seconds:
+                    reported = now
+                    self.on_progress(self.stats)
+                if (
+                    self.stop_when_idle is not None
+                    and not batch
+                    and now - last_data >= self.stop_when_idle
+                    and self._caught_up(assignment)
+                ):
+                    self.stats.finished = True
+                    break
+        finally:
+            self._shutdown()
+        return self.stats
+
+    def _process(self, batch: dict[Any, list[Any]]) -> None:
+        out = _Outputs()
+        processed: dict[Any, int] = {}
+        for tp, records in batch.items():
+            part = self.partitions.get(tp.partition)
+            if part is None or records[0].offset != part.next_offset:
+                self._init_partition(tp)  # seeks; these records come again in a later poll
+                continue
+            self._process_partition(tp, part, records, out)
+            processed[tp] = part.next_offset
+        if not processed:
+            return
+        self.store.write(out.alerts, out.letters)
+        futures = [self.producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in out.messages]
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=0)  # raises if the broker did not take it: nothing is committed then
+        self._commit(processed)
+        self._record(out, processed)
+        self._maybe_snapshot()
+
+    def _process_partition(self, tp: Any, part: PartitionState, records: list[Any], out: _Outputs) -> None:
+        source = f"kafka:{tp.topic}:{tp.partition}"
+        txns: list[Transaction] = []
+        keys: list[bytes | None] = []
+        replay: list[Transaction] = []
+        for rec in records:
+            try:
+                data = self._decode(rec.value) if rec.value is not None else None
+                if not isinstance(data, dict):
+                    raise InvalidTransaction(None, "the message is not a JSON object")
+                txn = validate(data)
+            except (msgspec.DecodeError, InvalidTransaction) as error:
+                if rec.offset < part.replay_until:
+                    continue
+                field_name, reason = (
+                    (error.field, error.reason) if isinstance(error, InvalidTransaction) else (None, f"not valid JSON: {error}")
+                )
+                raw = (rec.value or b"").decode("utf-8", "replace")[:MAX_RAW]
+                out.letters.append(DeadLetter(source, f"{tp.partition}:{rec.offset}", field_name, reason, raw))
+                headers = [
+                    ("error.field", (field_name or RECORD_LEVEL).encode()),
+                    ("error.reason", reason.encode()),
+                    ("source.topic", tp.topic.encode()),
+                    ("source.partition", str(tp.partition).encode()),
+                    ("source.offset", str(rec.offset).encode()),
+                ]
+                out.messages.append((self.topics.dead_letters, rec.key, rec.value or b"", list(rec.headers or []) + headers))
+                out.produced_ms.append(rec.timestamp)
+                continue
+            if rec.offset < part.replay_until:
+                replay.append(txn)
+            else:
+                txns.append(txn)
+                keys.append(rec.key)
+                out.produced_ms.append(rec.timestamp)
+        if replay:
+            part.scorer.features(replay)  # rebuild state only: these results are already in the sinks
+        decisions = part.scorer.decide_batch(txns)
+        version, threshold = self.bundle.version, self.bundle.threshold
+        for txn, key, d in zip(txns, keys, decisions):
+            verdict = {
+                "transaction_id": txn.transaction_id,
+                "timestamp": format_timestamp(txn.timestamp_ms, txn.utc_offset_min),
+                "card_id": txn.card_id,
+                "merchant_id": txn.merchant_id,
+                "amount": txn.amount,
+                "score": d.score,
+                "alert": d.alert,
+                "reasons": list(d.reasons),
+                "threshold": threshold,
+                "model_version": version,
+            }
+            out.messages.append((self.topics.scored, key, self._encode(verdict), []))
+            if d.alert:
+                out.alerts.append(
+                    Alert(txn.transaction_id, txn.timestamp_ms, txn.card_id, txn.merchant_id, txn.amount,
+                          d.score, threshold, d.reasons, version, to_record(txn))
+                )
+        part.next_offset = records[-1].offset + 1
+        self.stats.counters["read"] += len(records)
+        self.stats.counters["scored"] += len(txns)
+        self.metrics.consumed.labels(str(tp.partition)).inc(len(records))
+
+    # ------------------------------------------------------------------ partitions
+
+    def _init_partition(self, tp: Any) -> None:
+        """Resume a partition from its snapshot (or the beginning) and mark what is replay."""
+        from kafka.structs import TopicPartition
+
+        tp = TopicPartition(tp.topic, tp.partition)
+        committed = self.consumer.committed(tp) or 0
+        loaded = self.snapshots.load(tp.topic, tp.partition)
+        if loaded is not None:
+            start, state = loaded
+        else:
+            start, state = self.consumer.beginning_offsets([tp])[tp], FeatureState()
+            if start > 0:
+                log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
+        self.consumer.seek(tp, start)
+        self.partitions[tp.partition] = PartitionState(
+            Scorer(self.bundle, state), next_offset=start, replay_until=max(committed, start), snapshot_offset=start
+        )
+        log.info("partition %s: resume at %d, replay to %d", tp, start, max(committed, start))
+
+    def _revoke(self, partitions: set[int]) -> None:
+        with self._lock:
+            self._revoked |= partitions
+
+    def _drop_revoked(self) -> None:
+        """Snapshot and forget partitions this runner no longer owns (everything processed is committed)."""
+        with self._lock:
+            revoked, self._revoked = self._revoked, set()
+        for p in revoked:
+            part = self.partitions.pop(p, None)
+            if part is not None and part.next_offset > part.snapshot_offset:
+                self.snapshots.save(self.topics.source, p, part.next_offset, part.scorer.state)
+            self.lag.pop(p, None)
+
+    def _commit(self, processed: dict[Any, int]) -> None:
+        from kafka.errors import CommitFailedError
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in processed.items()})
+        except CommitFailedError as error:
+            # A rebalance took partitions away mid-batch: their results are in the sinks (idempotent);
+            # the new owner replays from its snapshot. Forget them here so nothing stale is reused.
+            log.warning("offset commit failed (%s); dropping partitions %s", error, sorted(tp.partition for tp in processed))
+            for tp in processed:
+                self.partitions.pop(tp.partition, None)
+
+    def _maybe_snapshot(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._snapshot_at < self.snapshot_seconds:
+            return
+        self._snapshot_at = now
+        for p, part in self.partitions.items():
+            if part.next_offset > part.snapshot_offset:
+                self.snapshots.save(self.topics.source, p, part.next_offset, part.scorer.state)
+                part.snapshot_offset = part.next_offset
+
+    def _caught_up(self, assignment: set[Any]) -> bool:
+        """Whether every assigned partition has been read to its end (as far as the broker told us)."""
+        if not assignment:
+            return False
+        for tp in assignment:
+            high = self.consumer.highwater(tp)
+            part = self.partitions.get(tp.partition)
+            position = part.next_offset if part is not None else self.consumer.position(tp)
+            if high is None or position < high:
+                return False
+        return True
+
+    def _update_lag(self) -> None:
+        from kafka.structs import TopicPartition
+
+        for p, part in self.partitions.items():
+            high = self.consumer.highwater(TopicPartition(self.topics.source, p))
+            if high is not None:
+                self.lag[p] = max(0, high - part.next_offset)
+                self.metrics.lag.labels(str(p)).set(self.lag[p])
+        self.stats.lag = sum(self.lag.values())
+
+    def _record(self, out: _Outputs, processed: dict[Any, int]) -> None:
+        stats, m = self.stats, self.metrics
+        now_ms = time.time() * 1000
+        latencies = [(now_ms - t) / 1000 for t in out.produced_ms if t is not None and t > 0]
+        stats.latencies_s.extend(latencies)
+        for value in latencies:
+            m.latency.observe(value)
+        stats.counters["alerts"] += len(out.alerts)
+        stats.counters["dead_letters"] += len(out.letters)
+        stats.recent_alerts.extend(out.alerts)
+        stats.dead_letter_fields.update(letter.field or RECORD_LEVEL for letter in out.letters)
+        stats.position = stats.counters["read"]
+        m.scored.inc(sum(1 for topic, *_ in out.messages if topic == self.topics.scored))
+        m.alerts.inc(len(out.alerts))
+        for letter in out.letters:
+            m.dead_letters.labels(letter.field or RECORD_LEVEL).inc()
+
+    def _shutdown(self) -> None:
+        try:
+            self._maybe_snapshot(force=True)
+        finally:
+            self.consumer.close(autocommit=False)
+            self.producer.close()
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Rebalance callbacks run on kafka-python's IO thread: only note what was revoked."""
+
+    def __init__(self, runner: KafkaRunner) -> None:
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.runner._revoke({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        pass  # state is set up lazily in the main loop, on the partition's first messages
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.runner._revoke({tp.partition for tp in lost})

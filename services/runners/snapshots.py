@@ -1,0 +1,62 @@
+"""Per-partition feature-state snapshots for the Kafka runner, one file per topic partition.
+
+A snapshot holds the state after every message *before* ``offset`` and is written only once those
+messages' results are in the sinks, so any snapshot is a safe place to resume from: messages
+between it and the committed offset are replayed to rebuild state, without writing again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.step import FEATURE_NAMES
+
+SNAPSHOT_FORMAT = 1
+
+
+class PartitionSnapshot(msgspec.Struct):
+    topic: str
+    partition: int
+    offset: int  # the next message to process
+    feature_names: list[str]
+    state: dict[str, Any]
+    format: int = SNAPSHOT_FORMAT
+
+
+class SnapshotDir:
+    """Snapshots in a directory shared by every runner of a group (atomic replace, last writer wins)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, topic: str, partition: int) -> Path:
+        return self.directory / f"{topic}-{partition}.snapshot"
+
+    def load(self, topic: str, partition: int) -> tuple[int, FeatureState] | None:
+        """``(offset, state)``, or None when there is no usable snapshot (missing, unreadable, other features)."""
+        path = self.path(topic, partition)
+        try:
+            snap = msgspec.msgpack.decode(path.read_bytes(), type=PartitionSnapshot)
+        except (OSError, msgspec.MsgspecError):
+            return None
+        if snap.format != SNAPSHOT_FORMAT or tuple(snap.feature_names) != FEATURE_NAMES:
+            return None
+        return snap.offset, FeatureState.restore(snap.state)
+
+    def save(self, topic: str, partition: int, offset: int, state: FeatureState) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = msgspec.msgpack.encode(
+            PartitionSnapshot(topic, partition, offset, list(FEATURE_NAMES), state.snapshot())
+        )
+        path = self.path(topic, partition)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)

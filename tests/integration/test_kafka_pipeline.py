@@ -1,0 +1,207 @@
+"""The Kafka pipeline against a real broker: produce → run --source kafka → alert store and topics.
+
+Every test compares with `fraudstream score --partitions P` on the same file: the Kafka runner keeps
+state per partition, and the batch scorer reproduces that, so the alerts must be the same ones with
+the same scores — after malformed messages, SIGKILLs, a rebalance, or a broker going down.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support import BIN
+from kafka import KafkaConsumer, TopicPartition
+
+from fraudstream.services.kafka.producer import produce_raw
+from fraudstream.services.kafka.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+MALFORMED: list[tuple[str, bytes, str]] = [
+    ("bad json", b'{"transaction_id": "m1", "amount": ', "<record>"),
+    ("not an object", b"[1, 2, 3]", "<record>"),
+    ("missing fields", b'{"transaction_id": "m3"}', "timestamp"),
+    ("negative amount", json.dumps({"transaction_id": "m4", "timestamp": 1767225600000, "card_id": "c", "merchant_id": "m", "amount": -5}).encode(), "amount"),
+    ("wrong type", json.dumps({"transaction_id": "m5", "timestamp": 1767225600000, "card_id": "c", "merchant_id": "m", "amount": "lots"}).encode(), "amount"),
+    ("huge string", json.dumps({"transaction_id": "m6", "timestamp": 1767225600000, "card_id": "c" * 200_000, "merchant_id": "m", "amount": 5}).encode(), "card_id"),
+    ("not utf-8", b"\xff\xfe\x00garbage", "<record>"),
+]
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"fraudstream {' '.join(args)} failed:\n{done.stderr}"
+    return done
+
+
+def runner_args(bootstrap: str, topic: str, group: str, store: Path, state: Path, model: Path, idle: float = 4.0) -> list[str]:
+    return [
+        "run", "--source", "kafka", "--model", str(model), "--bootstrap", bootstrap, "--topic", topic, "--group", group,
+        "--scored-topic", f"{topic}.scored", "--dlq-topic", f"{topic}.dlq", "--store", str(store),
+        "--state-dir", str(state), "--no-live-view", "--batch-size", "500", "--stop-when-idle", str(idle),
+        "--session-timeout", "6",
+    ]
+
+
+def consume_all(bootstrap: str, topic: str) -> list:
+    """Every message of ``topic`` from the beginning to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        messages: list = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                messages.extend(records)
+        return messages
+    finally:
+        consumer.close()
+
+
+def alerts_in(store: Path) -> dict[str, float]:
+    with sqlite3.connect(store) as db:
+        return dict(db.execute("SELECT transaction_id, score FROM alerts").fetchall())
+
+
+def expected_alerts(data: Path, model: Path, partitions: int, out: Path) -> dict[str, float]:
+    cli("score", "--data", str(data), "--model", str(model), "--out", str(out), "--partitions", str(partitions))
+    with open(out, newline="") as handle:
+        return {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle) if r["alert"] == "1"}
+
+
+def assert_same_alerts(got: dict[str, float], expected: dict[str, float]) -> None:
+    assert got.keys() == expected.keys(), (
+        f"{len(got.keys() - expected.keys())} unexpected, {len(expected.keys() - got.keys())} missing alerts"
+    )
+    assert all(got[k] == pytest.approx(expected[k], abs=1e-12) for k in got)
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory) -> tuple[Path, Path, set[str]]:
+    root = tmp_path_factory.mktemp("kafka")
+    cli("generate", "--out", str(root / "history.csv"), "--cards", "400", "--days", "8", "--seed", "21")
+    cli("train", "--data", str(root / "history.csv"), "--model-out", str(root / "model"))
+    cli("generate", "--out", str(root / "stream.jsonl"), "--cards", "2500", "--days", "6", "--seed", "22")
+    ids = {json.loads(line)["transaction_id"] for line in (root / "stream.jsonl").read_text().splitlines()}
+    return root / "stream.jsonl", root / "model", ids
+
+
+def produce(bootstrap: str, topic: str, data: Path, partitions: int, replication: int = 1, rate: str = "0") -> None:
+    cli("produce", "--data", str(data), "--topic", topic, "--bootstrap", bootstrap, "--partitions", str(partitions),
+        "--replication", str(replication), "--rate", rate)
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_round_trip_scores_every_valid_message_once_and_dead_letters_the_rest(
+    kafka, workload, tmp_path, unique, partitions
+) -> None:
+    data, model, ids = workload
+    topic = f"tx-{unique}"
+    produce(kafka, topic, data, partitions)
+    sent = produce_raw([(b"bad", value) for _, value, _ in MALFORMED], KafkaSettings(bootstrap=kafka), topic)
+    assert sent.sent == len(MALFORMED) and sent.failed == 0
+    store = tmp_path / "alerts.db"
+    cli(*runner_args(kafka, topic, f"g-{unique}", store, tmp_path / "state", model))
+
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    scored = [json.loads(m.value) for m in consume_all(kafka, f"{topic}.scored")]
+    assert sorted(s["transaction_id"] for s in scored) == sorted(ids)  # every valid one, exactly once
+    dlq = consume_all(kafka, f"{topic}.dlq")
+    assert sorted(m.value for m in dlq) == sorted(value for _, value, _ in MALFORMED)
+    for message in dlq:
+        headers = dict(message.headers)
+        expected_field = next(f for _, v, f in MALFORMED if v == message.value)
+        assert headers["error.field"].decode() == expected_field
+        assert headers["error.reason"] and headers["source.topic"].decode() == topic
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == len(MALFORMED)
+
+
+def _count(store: Path) -> int:
+    try:
+        with sqlite3.connect(store, timeout=1) as db:
+            return db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, workload, tmp_path, unique) -> None:
+    data, model, ids = workload
+    topic, partitions = f"tx-{unique}", 3
+    # Produce live (about 25 s) so that every kill lands while there is work in flight.
+    producing = threading.Thread(target=produce, args=(kafka, topic, data, partitions, 1, "1200"))
+    producing.start()
+    store = tmp_path / "alerts.db"
+    args = runner_args(kafka, topic, f"g-{unique}", store, tmp_path / "state", model)
+    rng = random.Random(7)
+    for kill in range(3):
+        proc = subprocess.Popen([str(BIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        before, deadline = _count(store), time.monotonic() + 60
+        while _count(store) <= before and time.monotonic() < deadline:  # it has joined and is writing
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 1.0))
+        assert proc.poll() is None, f"runner exited before kill {kill + 1}: {proc.stderr.read().decode()}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    last = subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=300)
+    producing.join()
+    assert last.returncode == 0, last.stderr
+    if _count(store) < 1:
+        pytest.fail("no alerts at all")
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    scored = {json.loads(m.value)["transaction_id"] for m in consume_all(kafka, f"{topic}.scored")}
+    assert scored == ids  # at least once on the topic; the alert store is exactly once
+
+
+def test_a_second_runner_takes_over_when_one_is_killed(kafka, workload, tmp_path, unique) -> None:
+    data, model, _ = workload
+    topic, partitions = f"tx-{unique}", 4
+    produce(kafka, topic, data, partitions)
+    store, state = tmp_path / "alerts.db", tmp_path / "state"
+    first = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, state, model, idle=20)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, state, model, idle=20)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(4.0)
+    assert first.poll() is None, "the first runner finished before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert second.wait(timeout=300) == 0, second.stderr.read().decode()
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+
+
+def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_path, unique) -> None:
+    from support import service
+
+    data, model, ids = workload
+    topic, partitions = f"tx-{unique}", 3
+    store = tmp_path / "alerts.db"
+    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "4000"))
+    producing.start()
+    time.sleep(2.0)
+    runner = subprocess.Popen(
+        [str(BIN), *runner_args(kafka_cluster, topic, f"g-{unique}", store, tmp_path / "state", model, idle=8), "--replication", "3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    time.sleep(2.0)
+    service("kafka", "stop", "--node", "2")
+    try:
+        producing.join(timeout=300)
+        assert runner.wait(timeout=300) == 0, runner.stderr.read().decode()
+    finally:
+        service("kafka", "start", "--node", "2")
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    scored = {json.loads(m.value)["transaction_id"] for m in consume_all(kafka_cluster, f"{topic}.scored")}
+    assert scored == ids

@@ -1,0 +1,67 @@
+"""Kafka pieces that need no broker: settings, partitioning, per-partition snapshots."""
+
+from __future__ import annotations
+
+import pytest
+from support import T0, make_txn
+
+from fraudstream.model.features import FeatureState
+from fraudstream.services.kafka.partitioning import partition_for
+from fraudstream.services.kafka.settings import KafkaSettings
+from fraudstream.services.runners.snapshots import SnapshotDir
+
+
+def test_settings_from_the_environment_keep_the_password_out_of_repr() -> None:
+    env = {
+        "FRAUDSTREAM_KAFKA_BOOTSTRAP": "b1:9094,b2:9094",
+        "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "FRAUDSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "FRAUDSTREAM_KAFKA_SASL_USERNAME": "fraud",
+        "FRAUDSTREAM_KAFKA_SASL_PASSWORD": "s3cret",
+        "FRAUDSTREAM_KAFKA_SSL_CAFILE": "/etc/ca.pem",
+        "FRAUDSTREAM_KAFKA_SSL_CHECK_HOSTNAME": "false",
+    }
+    settings = KafkaSettings.from_env(env, sasl_password="from-the-command-line-is-ignored")
+    kwargs = settings.client_kwargs()
+    assert kwargs["bootstrap_servers"] == ["b1:9094", "b2:9094"]
+    assert kwargs["sasl_plain_password"] == "s3cret" and kwargs["ssl_cafile"] == "/etc/ca.pem"
+    assert kwargs["ssl_check_hostname"] is False
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"security_protocol": "TLS"}, "security_protocol"),
+        ({"security_protocol": "SASL_SSL"}, "sasl_mechanism"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"}, "SASL_PASSWORD"),
+    ],
+)
+def test_incomplete_security_settings_are_refused(values, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        KafkaSettings(**values)
+
+
+def test_partitions_follow_kafkas_default_partitioner() -> None:
+    # Reference values of Kafka's murmur2 partitioner (positive hash modulo partitions).
+    from kafka.partitioner.default import murmur2
+
+    for key in ("card-00000001", "card-00000002", "🙂", ""):
+        assert partition_for(key, 7) == (murmur2(key.encode()) & 0x7FFFFFFF) % 7
+    assert {partition_for(f"card-{i}", 4) for i in range(200)} == {0, 1, 2, 3}
+    with pytest.raises(ValueError):
+        partition_for("x", 0)
+
+
+def test_snapshots_round_trip_and_ignore_unusable_files(tmp_path) -> None:
+    snapshots = SnapshotDir(tmp_path)
+    state = FeatureState()
+    for i in range(5):
+        state.step(make_txn(i, T0 + i * 60_000, card_id=f"c{i % 2}"))
+    assert snapshots.load("tx", 0) is None
+    snapshots.save("tx", 0, 5, state)
+    offset, restored = snapshots.load("tx", 0)
+    assert offset == 5 and restored.snapshot() == state.snapshot()
+    assert not list(tmp_path.glob("*.tmp"))
+    snapshots.path("tx", 1).write_bytes(b"not msgpack at all")
+    assert snapshots.load("tx", 1) is None
