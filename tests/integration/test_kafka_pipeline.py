@@ -205,3 +205,40 @@ def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_
     assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
     scored = {json.loads(m.value)["transaction_id"] for m in consume_all(kafka_cluster, f"{topic}.scored")}
     assert scored == ids
+
+
+def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path, unique) -> None:
+    import socket
+    import urllib.request
+
+    data, model, _ = workload
+    topic, partitions = f"tx-{unique}", 2
+    produce(kafka, topic, data, partitions)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store, state = tmp_path / "alerts.db", tmp_path / "state"
+    args = [a for a in runner_args(kafka, topic, f"g-{unique}", store, state, model) if a not in ("--stop-when-idle", "4.0")]
+    runner = subprocess.Popen([str(BIN), *args, "--metrics-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, metrics = time.monotonic() + 60, ""
+        while time.monotonic() < deadline:
+            try:
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                metrics = ""
+            if "fraudstream_scored_total" in metrics and "fraudstream_scored_total 0.0" not in metrics:
+                break
+            time.sleep(0.2)
+        assert "fraudstream_scored_total" in metrics and "fraudstream_scored_total 0.0" not in metrics
+        assert 'fraudstream_lag{partition="' in metrics
+        assert "fraudstream_event_to_decision_seconds_bucket" in metrics
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == 0
+        assert "stopped after" in " ".join(runner.stderr.read().split())
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    # What it committed and snapshotted on the way out is a correct place to carry on from.
+    cli(*runner_args(kafka, topic, f"g-{unique}", store, state, model))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
