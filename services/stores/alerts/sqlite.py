@@ -1,7 +1,8 @@
 """The embedded default alert store: one SQLite file, no server.
 
 Alerts are keyed by transaction_id and dead letters by their source position, with upserts, so a
-replay after a crash rewrites the same rows instead of adding new ones.
+replay after a crash rewrites the same rows instead of adding new ones — and never clears a label.
+Labels are an append-only audit table plus the current label on the alert.
 """
 
 from __future__ import annotations
@@ -10,10 +11,25 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from fraudstream.services.stores.alerts.base import Alert
+from fraudstream.services.stores.alerts.base import (
+    ENTITIES,
+    GROUPINGS,
+    Alert,
+    AlertNotFound,
+    AlertQuery,
+    EntityStat,
+    LabelEvent,
+    Page,
+    check_label,
+    check_search,
+    decode_cursor,
+    encode_cursor,
+)
 from fraudstream.services.stores.dead_letters import DeadLetter
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     transaction_id TEXT PRIMARY KEY,
@@ -25,11 +41,30 @@ CREATE TABLE IF NOT EXISTS alerts (
     threshold REAL NOT NULL,
     reasons TEXT NOT NULL,
     model_version TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    merchant_category TEXT,
+    country TEXT,
+    channel TEXT,
+    hour INTEGER NOT NULL,
+    label TEXT,
+    labelled_by TEXT,
+    labelled_at_ms INTEGER,
+    label_note TEXT
 );
-CREATE INDEX IF NOT EXISTS alerts_time ON alerts (timestamp_ms);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (timestamp_ms, transaction_id);
+CREATE INDEX IF NOT EXISTS alerts_score ON alerts (score, transaction_id);
+CREATE INDEX IF NOT EXISTS alerts_amount ON alerts (amount, transaction_id);
 CREATE INDEX IF NOT EXISTS alerts_card ON alerts (card_id, timestamp_ms);
 CREATE INDEX IF NOT EXISTS alerts_merchant ON alerts (merchant_id, timestamp_ms);
+CREATE INDEX IF NOT EXISTS alerts_label ON alerts (label, score);
+CREATE TABLE IF NOT EXISTS label_events (
+    transaction_id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    analyst TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS label_events_tx ON label_events (transaction_id, at_ms);
 CREATE TABLE IF NOT EXISTS dead_letters (
     key TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -39,29 +74,57 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     raw TEXT NOT NULL
 );
 """
+ALERT_COLUMNS = (
+    "transaction_id, timestamp_ms, card_id, merchant_id, amount, score, threshold, reasons, model_version, "
+    "record, label, labelled_by, labelled_at_ms, label_note"
+)
+UPSERT = """
+INSERT INTO alerts (transaction_id, timestamp_ms, card_id, merchant_id, amount, score, threshold, reasons,
+                    model_version, record, merchant_category, country, channel, hour)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (transaction_id) DO UPDATE SET
+    timestamp_ms=excluded.timestamp_ms, card_id=excluded.card_id, merchant_id=excluded.merchant_id,
+    amount=excluded.amount, score=excluded.score, threshold=excluded.threshold, reasons=excluded.reasons,
+    model_version=excluded.model_version, record=excluded.record,
+    merchant_category=excluded.merchant_category, country=excluded.country, channel=excluded.channel,
+    hour=excluded.hour
+"""
+SORT_COLUMNS = {"time": "timestamp_ms", "score": "score", "amount": "amount"}
 
 
 class SqliteAlertStore:
-    """Alerts and dead letters in one SQLite database (WAL mode; one transaction per batch)."""
+    """Alerts, labels and dead letters in one SQLite database (WAL mode; one transaction per batch)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name='alerts'").fetchone()[0]
+        if tables and version != SCHEMA_VERSION:
+            self._db.close()
+            raise ValueError(
+                f"{self.path} was made by another fraudstream version (schema {version}, this one needs "
+                f"{SCHEMA_VERSION}); use another store path or delete it"
+            )
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # ------------------------------------------------------------------ writes
 
     def write(self, alerts: Sequence[Alert], dead_letters: Sequence[DeadLetter] = ()) -> None:
         with self._db:
             if alerts:
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    UPSERT,
                     [
                         (
                             a.transaction_id, a.timestamp_ms, a.card_id, a.merchant_id, a.amount, a.score,
                             a.threshold, json.dumps(list(a.reasons), ensure_ascii=False), a.model_version,
                             json.dumps(a.record, ensure_ascii=False, sort_keys=True),
+                            a.field("merchant_category"), a.field("country"), a.field("channel"), a.hour,
                         )
                         for a in alerts
                     ],
@@ -72,17 +135,108 @@ class SqliteAlertStore:
                     [(d.key(), d.source, d.position, d.field, d.reason, d.raw) for d in dead_letters],
                 )
 
-    def count_alerts(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM alerts").fetchone()[0])
+    def set_label(self, transaction_id: str, label: str, analyst: str, at_ms: int, note: str = "") -> Alert:
+        check_label(label)
+        with self._db:
+            updated = self._db.execute(
+                "UPDATE alerts SET label=?, labelled_by=?, labelled_at_ms=?, label_note=? WHERE transaction_id=?",
+                (label, analyst, at_ms, note, transaction_id),
+            ).rowcount
+            if not updated:
+                raise AlertNotFound(transaction_id)
+            self._db.execute(
+                "INSERT INTO label_events VALUES (?,?,?,?,?)", (transaction_id, at_ms, label, analyst, note)
+            )
+        alert = self.get(transaction_id)
+        assert alert is not None
+        return alert
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, transaction_id: str) -> Alert | None:
+        row = self._db.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE transaction_id=?", (transaction_id,)).fetchone()
+        return _alert(row) if row else None
+
+    def search(self, query: AlertQuery = AlertQuery(), sort: str = "time", limit: int = 50, cursor: str | None = None) -> Page:
+        check_search(sort, limit)
+        where, params = _where(query)
+        total = self._db.execute(f"SELECT count(*) FROM alerts WHERE {where}", params).fetchone()[0]
+        column = SORT_COLUMNS[sort]
+        if cursor is not None:
+            value, tid = decode_cursor(cursor, sort)
+            where += f" AND ({column}, transaction_id) < (?, ?)"
+            params = [*params, value, tid]
+        rows = self._db.execute(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {where} ORDER BY {column} DESC, transaction_id DESC LIMIT ?",
+            [*params, limit + 1],
+        ).fetchall()
+        alerts = [_alert(r) for r in rows[:limit]]
+        return Page(alerts, total, encode_cursor(alerts[-1], sort) if len(rows) > limit else None)
+
+    def count_alerts(self, query: AlertQuery | None = None) -> int:
+        where, params = _where(query or AlertQuery())
+        return int(self._db.execute(f"SELECT count(*) FROM alerts WHERE {where}", params).fetchone()[0])
+
+    def label_history(self, transaction_id: str) -> list[LabelEvent]:
+        rows = self._db.execute(
+            "SELECT transaction_id, label, analyst, at_ms, note FROM label_events WHERE transaction_id=? "
+            "ORDER BY at_ms, rowid",
+            (transaction_id,),
+        ).fetchall()
+        return [LabelEvent(*row) for row in rows]
+
+    def alerts_over_time(self, query: AlertQuery, interval_ms: int) -> list[tuple[int, int]]:
+        where, params = _where(query)
+        rows = self._db.execute(
+            f"SELECT (timestamp_ms / ?) * ? AS bucket, count(*) FROM alerts WHERE {where} GROUP BY bucket ORDER BY bucket",
+            [interval_ms, interval_ms, *params],
+        ).fetchall()
+        return [(int(b), int(n)) for b, n in rows]
+
+    def top_entities(self, entity: str, query: AlertQuery, by: str = "count", limit: int = 10) -> list[EntityStat]:
+        if entity not in ENTITIES or by not in ("count", "amount"):
+            raise ValueError(f"entity must be card or merchant and by count or amount, got {entity!r}, {by!r}")
+        column = "card_id" if entity == "card" else "merchant_id"
+        order = "n DESC, amt DESC" if by == "count" else "amt DESC, n DESC"
+        where, params = _where(query)
+        rows = self._db.execute(
+            f"SELECT {column}, count(*) AS n, sum(amount) AS amt FROM alerts WHERE {where} "
+            f"GROUP BY {column} ORDER BY {order}, {column} DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [EntityStat(k, int(n), float(amt)) for k, n, amt in rows]
+
+    def histogram(self, field: str, query: AlertQuery, edges: Sequence[float]) -> list[int]:
+        if field not in ("score", "amount") or len(edges) < 2:
+            raise ValueError("histogram needs field score or amount and at least two edges")
+        where, params = _where(query)
+        cases = " ".join(
+            f"WHEN {field} >= ? AND {field} {'<=' if i == len(edges) - 2 else '<'} ? THEN {i}" for i in range(len(edges) - 1)
+        )
+        bounds = [v for i in range(len(edges) - 1) for v in (edges[i], edges[i + 1])]
+        rows = self._db.execute(
+            f"SELECT bin, count(*) FROM (SELECT CASE {cases} END AS bin FROM alerts WHERE {where}) "
+            "WHERE bin IS NOT NULL GROUP BY bin",
+            [*bounds, *params],
+        ).fetchall()
+        counts = [0] * (len(edges) - 1)
+        for b, n in rows:
+            counts[int(b)] = int(n)
+        return counts
+
+    def count_by(self, field: str, query: AlertQuery) -> dict[str, int]:
+        if field not in GROUPINGS:
+            raise ValueError(f"field must be one of {', '.join(GROUPINGS)}, got {field!r}")
+        where, params = _where(query)
+        expr = "printf('%02d', hour)" if field == "hour" else f"coalesce({field}, 'unknown')"
+        rows = self._db.execute(f"SELECT {expr} AS k, count(*) FROM alerts WHERE {where} GROUP BY k", params).fetchall()
+        return {str(k): int(n) for k, n in rows}
 
     def count_dead_letters(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
 
     def recent_alerts(self, limit: int = 20) -> list[Alert]:
-        rows = self._db.execute(
-            "SELECT * FROM alerts ORDER BY timestamp_ms DESC, transaction_id DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return [_alert(row) for row in rows]
+        return self.search(AlertQuery(), "time", limit).alerts if limit > 0 else []
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self._db.execute(
@@ -94,6 +248,38 @@ class SqliteAlertStore:
         self._db.close()
 
 
+def _where(query: AlertQuery) -> tuple[str, list[Any]]:
+    """SQL for :meth:`AlertQuery.matches`, with parameters (never string-built values)."""
+    clauses, params = ["1=1"], []
+    for column, value, op in (
+        ("card_id", query.card_id, "="),
+        ("merchant_id", query.merchant_id, "="),
+        ("score", query.min_score, ">="),
+        ("score", query.max_score, "<="),
+        ("amount", query.min_amount, ">="),
+        ("amount", query.max_amount, "<="),
+        ("timestamp_ms", query.start_ms, ">="),
+        ("timestamp_ms", query.end_ms, "<"),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    if query.label is not None:
+        if query.label == "unlabelled":
+            clauses.append("label IS NULL")
+        else:
+            clauses.append("label = ?")
+            params.append(query.label)
+    for word in query.words():
+        clauses.append("instr(lower(reasons), ?) > 0")
+        params.append(word)
+    return " AND ".join(clauses), params
+
+
 def _alert(row: tuple) -> Alert:
-    (tid, ts, card, merchant, amount, score, threshold, reasons, version, record) = row
-    return Alert(tid, ts, card, merchant, amount, score, threshold, tuple(json.loads(reasons)), version, json.loads(record))
+    (tid, ts, card, merchant, amount, score, threshold, reasons, version, record, label, by, at, note) = row
+    return Alert(
+        tid, ts, card, merchant, amount, score, threshold, tuple(json.loads(reasons)), version, json.loads(record),
+        label, by, at, note,
+    )
+
