@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,23 @@ def service(name: str, *args: str, timeout: float = 600) -> str:
         raise RuntimeError(f"scripts/services/{name} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     lines = done.stdout.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+def consume_all(bootstrap: str, topic: str) -> list:
+    """Every message of Kafka ``topic`` from the beginning to its current end, partition by partition."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        messages: list = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                messages.extend(records)
+        return messages
+    finally:
+        consumer.close()

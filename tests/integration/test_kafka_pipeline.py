@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import BIN
-from kafka import KafkaConsumer, TopicPartition
+from support import BIN, consume_all
 
 from fraudstream.services.kafka.producer import produce_raw
 from fraudstream.services.kafka.settings import KafkaSettings
@@ -50,24 +49,6 @@ def runner_args(bootstrap: str, topic: str, group: str, store: Path, state: Path
         "--state-dir", str(state), "--no-live-view", "--batch-size", "500", "--stop-when-idle", str(idle),
         "--session-timeout", "6",
     ]
-
-
-def consume_all(bootstrap: str, topic: str) -> list:
-    """Every message of ``topic`` from the beginning to its current end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        messages: list = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                messages.extend(records)
-        return messages
-    finally:
-        consumer.close()
 
 
 def alerts_in(store: Path) -> dict[str, float]:

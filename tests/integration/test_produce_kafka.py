@@ -12,8 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from support import BIN, ROOT
-from kafka import KafkaConsumer, TopicPartition
+from support import BIN, consume_all, service
 
 from fraudstream.services.kafka.producer import produce_raw, produce_rows
 from fraudstream.services.kafka.settings import KafkaSettings
@@ -24,31 +23,6 @@ pytestmark = pytest.mark.integration
 
 def fraudstream(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=600)
-
-
-def kafka_script(*args: str) -> None:
-    """``scripts/services/kafka ARGS``, which must succeed (``stop`` prints nothing on stdout)."""
-    done = subprocess.run([str(ROOT / "scripts" / "services" / "kafka"), *args], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-
-
-def consume_all(bootstrap: str, topic: str) -> list:
-    """Every message of ``topic`` from the beginning to its end, partition by partition."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        messages: list = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                messages.extend(records)
-        return messages
-    finally:
-        consumer.close()
 
 
 def partition_count(bootstrap: str, topic: str) -> int:
@@ -107,11 +81,11 @@ def test_a_broker_stopping_mid_run_loses_doubles_and_reorders_nothing(kafka_clus
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     time.sleep(1.5)
-    kafka_script("stop", "--node", "2")
+    service("kafka", "stop", "--node", "2")
     try:
         _, stderr = producing.communicate(timeout=300)
     finally:
-        kafka_script("start", "--node", "2")
+        service("kafka", "start", "--node", "2")
     assert producing.returncode == 0, stderr
     assert f"{len(rows):,} sent, 0 failed" in stderr
     messages = consume_all(kafka_cluster, topic)
