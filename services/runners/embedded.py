@@ -20,6 +20,7 @@ from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.schema import InvalidTransaction, Transaction, to_record, validate
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
+from fraudstream.services.runners.store_writes import write_batch
 from fraudstream.services.sources.base import IDLE, Source
 from fraudstream.services.stores.alerts.base import Alert, AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from fraudstream.model.policy import Decision
 
 COUNTERS = ("read", "scored", "alerts", "dead_letters")
+
+
+class _StoppedWhileStoreDown(Exception):
+    """Stop was asked while the store was down: leave without advancing (the batch is redone on restart)."""
 
 
 @dataclass
@@ -90,6 +95,13 @@ class EmbeddedRunner:
 
     def run(self) -> RunStats:
         """Process the source to its end (or until :meth:`stop`), then checkpoint; returns the stats."""
+        try:
+            return self._run()
+        except _StoppedWhileStoreDown:
+            self._report(force=True)
+            return self.stats
+
+    def _run(self) -> RunStats:
         state, position = self._resume()
         stats = self.stats
         stats.position = stats.resumed_from = position
@@ -161,7 +173,8 @@ class EmbeddedRunner:
         txns, letters, stats = self._txns, self._letters, self.stats
         decisions = self._scorer.decide_batch(txns)
         alerts = [self._alert(txn, d) for txn, d in zip(txns, decisions) if d.alert]
-        self.store.write(alerts, letters)
+        if not write_batch(self.store, alerts, letters, stopping=lambda: self._stopping):
+            raise _StoppedWhileStoreDown
         now = time.perf_counter()
         stats.latencies_s.extend([now - a for a in self._arrivals])
         counters = stats.counters

@@ -33,6 +33,7 @@ from fraudstream.services.kafka.settings import KafkaSettings
 from fraudstream.services.runners.embedded import RunStats
 from fraudstream.services.runners.metrics import PipelineMetrics
 from fraudstream.services.runners.snapshots import SnapshotDir
+from fraudstream.services.runners.store_writes import write_batch
 from fraudstream.services.stores.alerts.base import Alert, AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
 
@@ -182,7 +183,10 @@ class KafkaRunner:
             processed[tp] = part.next_offset
         if not processed:
             return
-        self.store.write(out.alerts, out.letters)
+        if not write_batch(self.store, out.alerts, out.letters, stopping=lambda: self._stopping):
+            for tp in processed:  # not stored, not committed: forget the state, the next owner redoes it
+                self.partitions.pop(tp.partition, None)
+            return
         futures = [self.producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in out.messages]
         self.producer.flush()
         for future in futures:

@@ -26,6 +26,20 @@ class AlertNotFound(KeyError):
     """No alert with that transaction_id."""
 
 
+class StoreUnavailable(ConnectionError):
+    """The store cannot be reached or keeps failing: nothing of the batch may be assumed stored; retry later."""
+
+
+class RejectedDocuments(ValueError):
+    """The store refused some alerts for good (e.g. a location out of range); the rest were stored."""
+
+    def __init__(self, rejected: Sequence[tuple[str, str]]) -> None:
+        self.rejected = list(rejected)  # (transaction_id, reason)
+        shown = "; ".join(f"{tid}: {reason}" for tid, reason in self.rejected[:5])
+        more = f" (+{len(self.rejected) - 5} more)" if len(self.rejected) > 5 else ""
+        super().__init__(f"{len(self.rejected)} alert(s) rejected by the store: {shown}{more}")
+
+
 @dataclass(frozen=True)
 class Alert:
     """A flagged transaction: the canonical record, the model's verdict and the analyst's label."""
