@@ -120,7 +120,9 @@ class KafkaRunner:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> RunStats:
-        from kafka import KafkaConsumer, KafkaProducer
+        from kafka import KafkaConsumer
+
+        from fraudstream.services.kafka.producer import make_producer
 
         from fraudstream.services.kafka.topics import TopicSpec, ensure_topics
 
@@ -139,7 +141,7 @@ class KafkaRunner:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(500, self.session_timeout_ms // 3),
         )
-        self.producer = KafkaProducer(**kwargs, acks="all", enable_idempotence=True, linger_ms=5)
+        self.producer = make_producer(self.settings, acks="all")  # idempotent, large batches
         self.consumer.subscribe([self.topics.source], listener=_Listener(self))
         last_data = time.monotonic()
         reported = 0.0
