@@ -44,6 +44,9 @@ def write_batch(
                 for a in alerts if a.transaction_id in refused
             ]
             alerts = [a for a in alerts if a.transaction_id not in refused]
+            for letter in [x for x in letters if x.key() in refused]:  # nowhere left to put it: say so loudly
+                log.error("alert store refused dead letter %s (%s): %s", letter.key(), refused[letter.key()], letter.raw[:200])
+            letters = [x for x in letters if x.key() not in refused]
         except StoreUnavailable as error:
             if stopping():
                 return False

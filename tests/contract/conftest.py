@@ -6,11 +6,14 @@ SQLite and the in-memory store need nothing; the search-engine backends need the
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import service
 
 from fraudstream.services.stores.alerts.base import AlertStore
 
@@ -27,9 +30,28 @@ def _memory(tmp: Path) -> AlertStore:
     return MemoryAlertStore()
 
 
+@functools.cache
+def _node(name: str) -> str:
+    """host:port of the local node (FRAUDSTREAM_TEST_<NAME>_URL, or started by scripts/services/<name>)."""
+    url = os.environ.get(f"FRAUDSTREAM_TEST_{name.upper()}_URL") or service(name, "start")
+    return url.split("://", 1)[-1].rstrip("/")
+
+
+def _search_engine(name: str) -> Callable[[Path], AlertStore]:
+    def factory(tmp: Path) -> AlertStore:
+        from fraudstream.services.stores.alerts.registry import open_store
+
+        # A prefix of its own per test: its indices and templates, deleted by drop() afterwards.
+        return open_store(f"{name}://{_node(name)}?prefix=fstest-{uuid.uuid4().hex[:12]}&retry_seconds=30")
+
+    return factory
+
+
 BACKENDS: dict[str, tuple[Callable[[Path], AlertStore], list]] = {
     "sqlite": (_sqlite, []),
     "memory": (_memory, []),
+    "elasticsearch": (_search_engine("elasticsearch"), [pytest.mark.integration]),
+    "opensearch": (_search_engine("opensearch"), [pytest.mark.integration]),
 }
 
 
