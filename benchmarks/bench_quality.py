@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import pin_one_core, write_results  # noqa: E402
 
-from fraudstream.model.evaluate import evaluate  # noqa: E402
+from fraudstream.model.evaluate import evaluate_transactions  # noqa: E402
 from fraudstream.model.schema import validate  # noqa: E402
 from fraudstream.model.train import feature_matrix, train_bundle  # noqa: E402
 from fraudstream.services.sources.generator import GeneratorConfig, generate  # noqa: E402
@@ -42,15 +42,7 @@ def main() -> None:
     test = ~train
     scores = bundle.score_many(X[test])
     test_txns = [t for t, keep in zip(txns, test) if keep]
-    result = evaluate(
-        scores,
-        np.array([t.is_fraud for t in test_txns]),
-        bundle.threshold,
-        card_ids=[t.card_id for t in test_txns],
-        timestamps_ms=np.array([t.timestamp_ms for t in test_txns]),
-        scenarios=[str(t.extra.get("scenario") or "") for t in test_txns],
-        k=100,
-    )
+    result = evaluate_transactions(test_txns, scores, bundle.threshold, k=100)
     figures = {
         "data": {"cards": cards, "days": days, "seed": args.seed, "train_rows": int(train.sum()), "test_rows": int(test.sum())},
         "alert_rate_per_1000": bundle.metadata["alert_rate"],

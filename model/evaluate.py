@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from fraudstream.model.schema import Transaction
 
 DAY_MS = 86_400_000
 
@@ -93,3 +96,17 @@ def evaluate(
             }
         result["per_scenario"] = per
     return result
+
+
+def evaluate_transactions(txns: Sequence[Transaction], scores: np.ndarray, threshold: float, k: int = 100) -> dict[str, Any]:
+    """:func:`evaluate` for labelled transactions; per-scenario figures when they carry a ``scenario`` extra."""
+    has_scenarios = any("scenario" in t.extra for t in txns)
+    return evaluate(
+        scores,
+        np.asarray([t.is_fraud for t in txns]),
+        threshold,
+        card_ids=[t.card_id for t in txns],
+        timestamps_ms=np.asarray([t.timestamp_ms for t in txns]),
+        scenarios=[str(t.extra.get("scenario") or "") for t in txns] if has_scenarios else None,
+        k=k,
+    )

@@ -22,7 +22,7 @@ def evaluate(
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go [default: DATA.dead_letters.jsonl]."),
 ) -> None:
     """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate."""
-    from fraudstream.model.evaluate import evaluate as measure
+    from fraudstream.model.evaluate import evaluate_transactions
     from fraudstream.model.scoring import Scorer
 
     bundle = load_model(model)
@@ -33,16 +33,7 @@ def evaluate(
         raise fail(f"{unlabelled:,} of {len(txns):,} rows have no is_fraud label; evaluate needs labelled data")
     with console.status(f"scoring {len(txns):,} transactions"):
         scores = np.asarray([d.score for d in Scorer(bundle).decide_batch(txns)])
-    scenarios = [str(t.extra.get("scenario") or "") for t in txns] if any("scenario" in t.extra for t in txns) else None
-    result = measure(
-        scores,
-        np.asarray([t.is_fraud for t in txns]),
-        bundle.threshold,
-        card_ids=[t.card_id for t in txns],
-        timestamps_ms=np.asarray([t.timestamp_ms for t in txns]),
-        scenarios=scenarios,
-        k=k,
-    )
+    result = evaluate_transactions(txns, scores, bundle.threshold, k=k)
     result["model_version"] = bundle.version
     if as_json:
         print(json.dumps(result, indent=2))
