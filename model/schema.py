@@ -460,18 +460,8 @@ def validate(raw: Mapping[str, Any]) -> Transaction:
     )
 
 
-_OPTIONAL_ORDER = (
-    "merchant_category",
-    "channel",
-    "country",
-    "card_lat",
-    "card_lon",
-    "merchant_lat",
-    "merchant_lon",
-    "device_id",
-    "ip",
-    "is_fraud",
-)
+# The optional fields after currency (which to_record always writes), in contract order.
+_OPTIONAL_ORDER = CANONICAL_FIELDS[CANONICAL_FIELDS.index("currency") + 1 :]
 
 
 def to_record(txn: Transaction) -> dict[str, Any]:
