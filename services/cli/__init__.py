@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from fraudstream.services.cli.dashboard import dashboard
 from fraudstream.services.cli.demo import demo
 from fraudstream.services.cli.evaluate import evaluate
 from fraudstream.services.cli.generate import generate
@@ -26,6 +27,7 @@ app.command()(score)
 app.command()(evaluate)
 app.command()(run)
 app.command()(produce)
+app.command()(dashboard)
 
 
 def main() -> None:

@@ -1,0 +1,81 @@
+"""Data access for the dashboard: the alert store and model bundle named by the environment, plus table helpers."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from fraudstream.services.stores.alerts import AlertStore, open_store
+from fraudstream.services.stores.alerts.base import Alert
+
+STORE_ENV = "FRAUDSTREAM_STORE"
+MODEL_ENV = "FRAUDSTREAM_MODEL"
+DEFAULT_STORE = "var/demo/alerts.db"
+DEFAULT_MODEL = "var/demo/model"
+
+
+def store_url() -> str:
+    """The alert store the dashboard reads: ``$FRAUDSTREAM_STORE`` or the demo's SQLite file."""
+    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def model_dir() -> str:
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+@st.cache_resource(show_spinner=False)
+def _open(url: str) -> AlertStore:
+    return open_store(url)
+
+
+def get_store() -> AlertStore:
+    """One shared store per URL for all sessions (the store backends are thread-safe for reads and labels)."""
+    return _open(store_url())
+
+
+@st.cache_resource(show_spinner=False)
+def _model_summary(directory: str) -> dict[str, Any] | None:
+    from fraudstream.model.bundle import BundleError, load_bundle
+
+    try:
+        bundle = load_bundle(directory)
+    except (BundleError, OSError):
+        return None
+    meta = bundle.metadata or {}
+    return {"version": meta.get("version", "unknown"), "threshold": bundle.threshold, "features": len(bundle.feature_names)}
+
+
+def model_summary() -> dict[str, Any] | None:
+    """Version and threshold of the model bundle, or None when there is none (it is optional)."""
+    return _model_summary(model_dir())
+
+
+def utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
+    """A table of alerts: time (UTC), card, merchant, amount, score, first reason (and more when ``full``)."""
+    rows = []
+    for a in alerts:
+        row: dict[str, Any] = {
+            "transaction": a.transaction_id,
+            "time (UTC)": utc(a.timestamp_ms),
+            "card": a.card_id,
+            "merchant": a.merchant_id,
+            "amount": round(a.amount, 2),
+            "score": round(a.score, 4),
+            "why": a.reasons[0] if a.reasons else "",
+        }
+        if full:
+            row.update({"all reasons": " | ".join(a.reasons), "label": a.label or "", "labelled by": a.labelled_by or "",
+                        "model": a.model_version, "threshold": a.threshold})
+        rows.append(row)
+    columns = ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why"]
+    if full:
+        columns += ["all reasons", "label", "labelled by", "model", "threshold"]
+    return pd.DataFrame(rows, columns=columns)
