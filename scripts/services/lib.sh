@@ -96,19 +96,10 @@ svc_signal_stop() {
 
 # svc_wait_stopped PIDFILE PATTERN TIMEOUT_S LABEL: wait for exit, SIGKILL after TIMEOUT_S.
 svc_wait_stopped() {
-  local pidfile=$1 pattern=$2 timeout=$3 label=$4 pid deadline
+  local pidfile=$1 pattern=$2 timeout=$3 label=$4 pid
   svc_pid_alive "$pidfile" "$pattern" || { rm -f "$pidfile"; return 0; }
   pid=$(svc_pid "$pidfile")
-  deadline=$(( $(date +%s) + timeout ))
-  while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      svc_log "$label (pid $pid) did not stop within ${timeout}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.5
-      break
-    fi
-    sleep 0.2
-  done
+  svc_wait_exit "$pid" "$timeout" "$label"
   rm -f "$pidfile"
 }
 
@@ -276,8 +267,13 @@ PY
 
 # svc_stop_pid PID TIMEOUT_S LABEL: SIGTERM PID, wait for it to exit, SIGKILL after TIMEOUT_S.
 svc_stop_pid() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  svc_wait_exit "$1" "$2" "$3"
+}
+
+# svc_wait_exit PID TIMEOUT_S LABEL: wait for PID to exit (zombies count as gone), SIGKILL after TIMEOUT_S.
+svc_wait_exit() {
   local pid=$1 timeout=$2 label=$3 deadline
-  kill -TERM "$pid" 2>/dev/null || return 0
   deadline=$(( $(date +%s) + timeout ))
   while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
     if [ "$(date +%s)" -ge "$deadline" ]; then

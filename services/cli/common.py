@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from fraudstream.model.replay import in_event_order
 from fraudstream.model.schema import Transaction
 from fraudstream.services.sources.files import check_file, read_transactions
-from fraudstream.services.sources.mapping import MappingError, resolve_format
+from fraudstream.services.sources.mapping import resolve_format
 from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 
 console = Console(stderr=True)

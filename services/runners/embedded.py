@@ -115,7 +115,7 @@ class EmbeddedRunner:
         txns, arrivals, letters = self._txns, self._arrivals, self._letters
         clock = time.perf_counter
         batch_size = self.batch_size
-        pending = 0
+        pending, pending_position = 0, position  # rows read but not yet flushed, and the last one's position
         for item in self.source.rows(after=position):
             if item is IDLE:
                 if pending:

@@ -45,7 +45,6 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
 
-from fraudstream.services.stores.alerts import base
 from fraudstream.services.stores.alerts.base import (
     ENTITIES,
     GROUPINGS,
