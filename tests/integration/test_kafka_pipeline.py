@@ -151,14 +151,16 @@ def test_a_second_runner_takes_over_when_one_is_killed(kafka, workload, tmp_path
     topic, partitions = f"tx-{unique}", 4
     produce(kafka, topic, data, partitions)
     store, state = tmp_path / "alerts.db", tmp_path / "state"
+    first_errors = open(tmp_path / "first.err", "wb")  # noqa: SIM115 (closed once the runner is dead)
     first = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, state, model, idle=20)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=first_errors)
     second = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, state, model, idle=20)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(4.0)
-    assert first.poll() is None, "the first runner finished before it could be killed"
+    assert first.poll() is None, f"the first runner ended before it could be killed: {(tmp_path / 'first.err').read_text()}"
     first.send_signal(signal.SIGKILL)
     first.wait()
+    first_errors.close()
     assert second.wait(timeout=300) == 0, second.stderr.read().decode()
     assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
 

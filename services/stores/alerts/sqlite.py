@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,18 +100,45 @@ class SqliteAlertStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name='alerts'").fetchone()[0]
-        if tables and version != SCHEMA_VERSION:
+        self._create_or_check_schema()
+
+    def _enable_wal(self, patience_s: float = 30.0) -> None:
+        """Switch to WAL, retrying: SQLite answers "locked" at once here, without its busy timeout, when
+        another process is creating the same new file."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    self._db.close()
+                    raise
+                time.sleep(0.01)
+
+    def _create_or_check_schema(self) -> None:
+        """Check the version and create the tables in one write transaction, so two processes opening a
+        new store at the same moment cannot see each other's half-made schema."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name='alerts'").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                raise ValueError(
+                    f"{self.path} was made by another fraudstream version (schema {version}, this one needs "
+                    f"{SCHEMA_VERSION}); use another store path or delete it"
+                )
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
             self._db.close()
-            raise ValueError(
-                f"{self.path} was made by another fraudstream version (schema {version}, this one needs "
-                f"{SCHEMA_VERSION}); use another store path or delete it"
-            )
-        self._db.executescript(SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            raise
 
     # ------------------------------------------------------------------ writes
 

@@ -317,3 +317,22 @@ def test_a_failed_save_keeps_the_old_checkpoint_and_leaves_no_temp_file(tmp_path
         file.save(broken)
     assert file.load().position == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.checkpoint"]
+
+
+def _open_and_close(path: str) -> str:
+    try:
+        SqliteAlertStore(path).close()
+    except Exception as error:  # reported back to the parent, which asserts on it
+        return repr(error)
+    return ""
+
+
+def test_many_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two runners starting together on a fresh store must not see each other's half-made schema."""
+    import multiprocessing
+
+    for round_ in range(5):
+        path = str(tmp_path / f"race-{round_}.db")
+        with multiprocessing.get_context("fork").Pool(8) as pool:
+            errors = pool.map(_open_and_close, [path] * 16)
+        assert [e for e in errors if e] == []
