@@ -2,17 +2,22 @@
 
 Run it with ``fraudstream dashboard``; it reads only through the alert-store interface, at
 ``$FRAUDSTREAM_STORE`` (default var/demo/alerts.db), and shows the model at ``$FRAUDSTREAM_MODEL``.
+Links can name a page and an alert: ``?page=Alert&id=<transaction id>``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from fraudstream.dashboard import data, pages_live, pages_review, pages_search, pages_trends
-
-PAGES = {"Live": pages_live.render, "Search": pages_search.render, "Review": pages_review.render, "Trends": pages_trends.render}
+from fraudstream.dashboard import data
+from fraudstream.dashboard.views import PAGES
 
 st.set_page_config(page_title="fraudstream", page_icon="🛡️", layout="wide")
+
+if "page" not in st.session_state:  # first run of this session: honour a link's ?page=...&id=...
+    st.session_state.page = st.query_params.get("page") if st.query_params.get("page") in PAGES else "Live"
+    if st.query_params.get("id"):
+        st.session_state.alert_id = st.query_params["id"]
 
 with st.sidebar:
     st.title("fraudstream")
@@ -23,6 +28,12 @@ with st.sidebar:
         st.caption(f"Model: no model at `{data.model_dir()}`")
     else:
         st.caption(f"Model: {model['version']} · threshold {model['threshold']:.3f} · {model['features']} features")
+
+st.query_params.page = page  # the address bar always names the page, so it can be shared or reloaded
+if page == "Alert" and st.session_state.get("alert_id"):
+    st.query_params.id = st.session_state.alert_id
+else:
+    st.query_params.pop("id", None)
 
 try:
     store = data.get_store()

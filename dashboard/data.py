@@ -38,20 +38,29 @@ def get_store() -> AlertStore:
 
 
 @st.cache_resource(show_spinner=False)
-def _model_summary(directory: str) -> dict[str, Any] | None:
+def _model(directory: str) -> dict[str, Any] | None:
     from fraudstream.model.bundle import BundleError, load_bundle
 
     try:
         bundle = load_bundle(directory)
     except (BundleError, OSError):
         return None
-    meta = bundle.metadata or {}
-    return {"version": meta.get("version", "unknown"), "threshold": bundle.threshold, "features": len(bundle.feature_names)}
+    meta = dict(bundle.metadata or {})
+    return {
+        "version": meta.get("version", "unknown"),
+        "threshold": bundle.threshold,
+        "features": len(bundle.feature_names),
+        "feature_names": list(bundle.feature_names),
+        "created_at": meta.get("created_at"),
+        "alert_rate": meta.get("alert_rate"),
+        "metrics": meta.get("metrics", {}),
+        "detector": meta.get("detector", {}),
+    }
 
 
 def model_summary() -> dict[str, Any] | None:
-    """Version and threshold of the model bundle, or None when there is none (it is optional)."""
-    return _model_summary(model_dir())
+    """Version, threshold, training date and metrics of the model bundle, or None when there is none."""
+    return _model(model_dir())
 
 
 def utc(ms: int) -> str:

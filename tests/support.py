@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from fraudstream.model.schema import Transaction, validate
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).with_name("fraudstream")
@@ -66,3 +77,66 @@ def consume_all(bootstrap: str, topic: str) -> list:
         return messages
     finally:
         consumer.close()
+
+
+# Streamlit 1.67 marks its root: data-test-connection-state CONNECTED once the websocket is up, and
+# data-test-script-state notRunning (after "initial", then "running") once a script or fragment run ended.
+# After a click it still reads notRunning until the rerun starts: expect() the new content first.
+STREAMLIT_IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+
+
+def wait_for_streamlit(page: Page, timeout_ms: float = 30_000) -> None:
+    """Wait until the page's Streamlit app is connected and idle (no script run, no running indicator)."""
+    page.locator(STREAMLIT_IDLE).wait_for(state="attached", timeout=timeout_ms)
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=timeout_ms)
+
+
+# ---------------------------------------------------------------- processes serving HTTP
+
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 10
+LOG_TAIL_CHARS = 4000
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Poll Streamlit's health endpoint until it answers 200; fail with the log's tail if it never does."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    state = f"exited with {process.returncode}" if process.poll() is not None else f"not healthy after {START_TIMEOUT_S} s"
+    pytest.fail(f"dashboard {state}; {log} ends with:\n{log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}", pytrace=False)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process's group (the CLI and the Streamlit server it runs); SIGKILL what is left after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline and group_alive(process.pid):
+        process.poll()  # reaps the CLI itself; the server, its child, is reaped by init once orphaned
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is left in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

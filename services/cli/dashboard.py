@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import typer
 
-from fraudstream.services.cli.common import console
+from fraudstream.services.cli.common import console, fail
+
+HEALTH_PATH = "_stcore/health"  # Streamlit's own readiness endpoint, under the base path
 
 
 def app_path() -> Path:
@@ -19,10 +25,65 @@ def app_path() -> Path:
     return Path(fraudstream.dashboard.__file__).with_name("app.py")
 
 
-def command(address: str, port: int) -> list[str]:
+def normalise_base_path(base_path: str) -> str:
+    """``/fraud/`` or ``fraud`` → ``fraud``: the form Streamlit's server.baseUrlPath takes ('' = served at /)."""
+    return base_path.strip().strip("/")
+
+
+def url(address: str, port: int, base_path: str = "") -> str:
+    """Where a browser on this machine reaches the dashboard (a wildcard address is reached on loopback)."""
+    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+    prefix = normalise_base_path(base_path)
+    return f"http://{host}:{port}/" + (f"{prefix}/" if prefix else "")
+
+
+def command(address: str, port: int, base_path: str = "") -> list[str]:
+    """The streamlit command line: headless, no usage statistics, no file watcher, bound where asked."""
     return [sys.executable, "-m", "streamlit", "run", str(app_path()), "--server.headless", "true",
             "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--server.baseUrlPath", normalise_base_path(base_path)]
+
+
+def environment(store: str | None, model: Path | None) -> dict[str, str]:
+    """This process's environment with the store and model the app should read."""
+    env = dict(os.environ)
+    if store is not None:
+        env["FRAUDSTREAM_STORE"] = store
+    if model is not None:
+        env["FRAUDSTREAM_MODEL"] = str(model)
+    return env
+
+
+def check_port_free(address: str, port: int) -> None:
+    """Fail with a clear message, before starting Streamlit, when the port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            raise fail(f"cannot serve the dashboard on {address}:{port}: {error.strerror}; pick another with --port")
+
+
+def wait_healthy(process: subprocess.Popen, base_url: str, timeout_s: float = 60.0) -> bool:
+    """Poll the health endpoint until it answers 200; False if the server exits or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(base_url + HEALTH_PATH, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def start(store: str | None, model: Path | None, address: str, port: int, base_path: str = "",
+          log: Path | None = None) -> subprocess.Popen:
+    """Start the dashboard server in the background (output to ``log``, or discarded) and return it."""
+    check_port_free(address, port)
+    output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
+    return subprocess.Popen(command(address, port, base_path), env=environment(store, model), stdout=output,
+                            stderr=subprocess.STDOUT)
 
 
 def dashboard(
@@ -30,16 +91,16 @@ def dashboard(
     model: Path = typer.Option(None, "--model", help="Model bundle directory [default: $FRAUDSTREAM_MODEL or var/demo/model]."),
     port: int = typer.Option(8501, "--port", help="Port to serve on."),
     address: str = typer.Option("127.0.0.1", "--address", help="Address to bind (0.0.0.0 exposes it to the network)."),
+    base_path: str = typer.Option("", "--base-path", help="Serve under this path prefix, e.g. /fraud behind an ingress; "
+                                  "the readiness probe is then /fraud/_stcore/health."),
 ) -> None:
-    """Open the web dashboard: live alerts, search, review queue and trends."""
-    env = dict(os.environ)
-    if store is not None:
-        env["FRAUDSTREAM_STORE"] = store
-    if model is not None:
-        env["FRAUDSTREAM_MODEL"] = str(model)
-    console.print(f"dashboard on [bold]http://{address}:{port}[/] (store {env.get('FRAUDSTREAM_STORE', 'var/demo/alerts.db')}); Ctrl-C to stop")
+    """Open the web dashboard: live alerts, high risk, trends, map, search, alert detail, review and model."""
+    check_port_free(address, port)
+    env = environment(store, model)
+    console.print(f"dashboard on [bold]{url(address, port, base_path)}[/] (store {env.get('FRAUDSTREAM_STORE', 'var/demo/alerts.db')}); "
+                  "Ctrl-C to stop")
     try:
-        code = subprocess.call(command(address, port), env=env)
+        code = subprocess.call(command(address, port, base_path), env=env)
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
 
+from fraudstream.services.cli.dashboard import start as start_dashboard
+from fraudstream.services.cli.dashboard import url, wait_healthy
 from fraudstream.services.cli.common import console, dead_letter_path, read_history, utc_now
 
 
@@ -18,8 +23,11 @@ def demo(
     rate: float = typer.Option(200.0, min=0.1, help="Live transactions per second."),
     seed: int = typer.Option(7, help="Generator seed."),
     live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view."),
+    dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Serve the web dashboard beside the pipeline."),
+    port: int = typer.Option(8501, "--port", help="Dashboard port."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Dashboard address (0.0.0.0 exposes it to the network)."),
 ) -> None:
-    """Generate history, train a model if there is none, then score a live stream with a live view.
+    """Generate history, train a model if there is none, then score a live stream with a live view and the dashboard.
 
     The live stream continues the same cards: their history is replayed at full speed first (its
     alerts land in the store too), then new transactions arrive at --rate per second. Ctrl-C stops
@@ -46,15 +54,52 @@ def demo(
         bundle = train_bundle(feature_matrix(txns), created_at=utc_now())
         save_bundle(bundle, model_dir)
     bundle = load_bundle(model_dir)
-    live_from = (datetime.fromisoformat(start) + timedelta(days=history_days)).isoformat(timespec="milliseconds")
-    console.print(
-        f"[bold]3/3[/] live pipeline: replaying history, then {rate:g} transactions/s from {live_from}; "
-        f"alerts → {directory / 'alerts.db'} (Ctrl-C to stop)"
-    )
-    config = GeneratorConfig(cards=cards, days=history_days + live_days, seed=seed, start=start)
-    source = GeneratorSource(config, rate=rate, pace_from=live_from)
-    run_pipeline(
-        source, bundle, SqliteAlertStore(directory / "alerts.db"), CheckpointFile(directory / "alerts.checkpoint"),
-        live_view=live_view, mismatch=CheckpointMismatch, batch_size=500, checkpoint_rows=100_000,
-        checkpoint_seconds=10.0,
-    )
+    store = SqliteAlertStore(directory / "alerts.db")  # created before the dashboard opens it
+    server = start_dashboard(str(directory / "alerts.db"), model_dir, address, port, log=directory / "dashboard.log") if dashboard else None
+    try:
+        if server is not None:
+            where = url(address, port)
+            if wait_healthy(server, where):
+                console.print(f"dashboard on [bold]{where}[/]")
+            else:
+                console.print(f"[yellow]the dashboard did not start; see {directory / 'dashboard.log'}[/]")
+        live_from = (datetime.fromisoformat(start) + timedelta(days=history_days)).isoformat(timespec="milliseconds")
+        console.print(
+            f"[bold]3/3[/] live pipeline: replaying history, then {rate:g} transactions/s from {live_from}; "
+            f"alerts → {directory / 'alerts.db'} (Ctrl-C to stop)"
+        )
+        config = GeneratorConfig(cards=cards, days=history_days + live_days, seed=seed, start=start)
+        source = GeneratorSource(config, rate=rate, pace_from=live_from)
+        stats = run_pipeline(
+            source, bundle, store, CheckpointFile(directory / "alerts.checkpoint"),
+            live_view=live_view, mismatch=CheckpointMismatch, batch_size=500, checkpoint_rows=100_000,
+            checkpoint_seconds=10.0,
+        )
+        if server is not None and stats.finished:
+            serve_until_stopped(server, url(address, port))
+    finally:
+        if server is not None:
+            stop(server)
+
+
+def serve_until_stopped(server: subprocess.Popen, where: str) -> None:
+    """The stream has ended: keep the dashboard up for the analyst until Ctrl-C or SIGTERM."""
+    console.print(f"the stream has ended; the dashboard stays on [bold]{where}[/] until Ctrl-C")
+    stopped = threading.Event()
+    previous = {s: signal.signal(s, lambda signum, frame: stopped.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopped.is_set() and server.poll() is None:
+            stopped.wait(0.5)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop the dashboard server: SIGTERM, then SIGKILL if it has not gone after 10 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()

@@ -6,11 +6,15 @@ import signal
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.live import Live
 
 from fraudstream.services.cli.common import FORMAT_HELP, console, fail, load_model
+
+if TYPE_CHECKING:
+    from fraudstream.services.runners.embedded import RunStats
 
 
 class SourceKind(str, Enum):
@@ -90,18 +94,18 @@ def run(
                  mismatch=CheckpointMismatch)
 
 
-def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> None:
+def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> RunStats:
     """The embedded runner over ``src``, with the live view, signals and summary of :func:`_drive`."""
     from fraudstream.services.runners.embedded import EmbeddedRunner
 
     runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
     try:
-        _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view)
+        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view)
     except mismatch as error:
         raise fail(str(error)) from None
 
 
-def _drive(runner, title: str, alert_store, live_view: bool) -> None:
+def _drive(runner, title: str, alert_store, live_view: bool) -> RunStats:
     """Run with a live view and graceful SIGINT/SIGTERM (finish the batch, checkpoint, exit); print the summary."""
     from fraudstream.services.cli.live_view import render
 
@@ -126,6 +130,7 @@ def _drive(runner, title: str, alert_store, live_view: bool) -> None:
         + (f", p99 latency {p99:.1f} ms" if p99 is not None else ""),
         soft_wrap=True,
     )
+    return stats
 
 
 def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: str, scored_topic: str,

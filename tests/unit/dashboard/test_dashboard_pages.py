@@ -12,10 +12,10 @@ from support import HOUR, T0
 from typer.testing import CliRunner
 
 import fraudstream.dashboard
-from fraudstream.dashboard import pages_search
+from fraudstream.dashboard.views import search as pages_search
 from fraudstream.services.cli import app as cli_app
 from fraudstream.services.stores.alerts import open_store
-from fraudstream.services.stores.alerts.base import Alert
+from fraudstream.services.stores.alerts.base import Alert, AlertQuery
 from fraudstream.services.stores.dead_letters import DeadLetter
 
 cli_dashboard = importlib.import_module("fraudstream.services.cli.dashboard")  # the package re-exports the function
@@ -23,8 +23,14 @@ APP = str(Path(fraudstream.dashboard.__file__).with_name("app.py"))
 EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
 
 
+CATEGORIES = {1: "grocery", 2: "electronics", 3: "electronics", 4: "travel", 5: "electronics", 6: "grocery"}
+
+
 def alert(n: int, hours: int, card: str, merchant: str, amount: float, score: float, reason: str) -> Alert:
-    record = {"transaction_id": f"t{n:05d}", "merchant_category": "grocery", "country": "US", "channel": "online"}
+    record = {"transaction_id": f"t{n:05d}", "merchant_category": CATEGORIES.get(n, "other"), "country": "US",
+              "channel": "online", "currency": "USD"}
+    if n != 4:  # one alert without coordinates: the map must leave it out and say so
+        record.update(card_lat=40.7, card_lon=-74.0, merchant_lat=40.0 + n, merchant_lon=-80.0 - n)
     return Alert(f"t{n:05d}", T0 + hours * HOUR, card, merchant, amount, score, 0.55, (reason, "second reason"), "v1", record)
 
 
@@ -149,25 +155,6 @@ def test_review_needs_an_analyst_name(filled: Path) -> None:
         store.close()
 
 
-def test_review_lookup_shows_label_history(filled: Path) -> None:
-    store = open_store(filled)
-    store.set_label("t00003", "unsure", "bob", T0 + 10 * HOUR, "call cardholder")
-    store.close()
-    at = run_page("Review")
-    assert "t00003" not in table_ids(at)
-    at.text_input(key="review_lookup").input("t00003").run()
-    assert not at.exception
-    history = at.dataframe[0].value
-    assert list(history["analyst"]) == ["bob"] and list(history["label"]) == ["unsure"]
-
-
-def test_trends_page_runs(filled: Path) -> None:
-    at = run_page("Trends")
-    assert not at.info
-    at.selectbox(key="trends_group").set_value("hour").run()
-    assert not at.exception, at.exception
-
-
 def test_cli_runs_streamlit_on_localhost_with_the_store_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(cli_dashboard.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
@@ -179,3 +166,211 @@ def test_cli_runs_streamlit_on_localhost_with_the_store_in_the_environment(monke
     assert cmd[cmd.index("--server.port") + 1] == "8600"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert env["FRAUDSTREAM_STORE"] == "sqlite:///tmp/x.db" and env["FRAUDSTREAM_MODEL"] == "m"
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def open_link(**params: str) -> AppTest:
+    """The app opened from a link such as ?page=Alert&id=t00003."""
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_every_page_has_an_empty_state(store_path: Path) -> None:
+    from fraudstream.dashboard.views import PAGES
+
+    for page in PAGES:
+        at = run_page(page)
+        shown = [i.value for i in at.info] + [w.value for w in at.warning]
+        assert shown, f"{page} shows nothing on an empty store"
+
+
+def test_high_risk_ranks_cards_and_merchants_and_lists_open_alerts(filled: Path) -> None:
+    at = run_page("High risk")
+    cards, merchants = at.dataframe[0].value, at.dataframe[1].value
+    assert list(cards["card"]) == ["c1", "c2", "c3"] and list(cards["alerts"]) == [3, 2, 1]
+    assert list(merchants["alerts"]) == [2, 2, 2] and set(merchants["merchant"]) == {"m1", "m2", "m3"}
+    open_alerts = at.dataframe[2].value
+    assert list(open_alerts["transaction"][:3]) == ["t00002", "t00005", "t00003"]  # highest score first
+    at.radio(key="risk_by").set_value("amount").run()
+    cards = at.dataframe[0].value
+    assert cards["card"].iloc[0] == "c1" and cards["alerted amount"].iloc[0] == pytest.approx(120.0 + 980.0 + 7.25)
+    assert at.dataframe[1].value["merchant"].iloc[0] == "m3"  # 980 + 300
+
+
+def test_high_risk_drops_reviewed_alerts_from_the_open_list(filled: Path) -> None:
+    store = open_store(filled)
+    store.set_label(TOP_SCORE, "fraud", "ana", T0 + 10 * HOUR)
+    store.close()
+    at = run_page("High risk")
+    assert TOP_SCORE not in list(at.dataframe[2].value["transaction"])
+    assert any("5 open alert(s)" in c.value for c in at.caption)
+
+
+def test_time_ranges_are_anchored_at_the_newest_alert(filled: Path) -> None:
+    store = open_store(filled)
+    store.write([alert(7, -72, "c9", "m9", 50.0, 0.7, "old one")])  # three days before the others
+    store.close()
+    at = run_page("Trends")
+    assert any("(7 in range)" in h.value for h in at.subheader)
+    at.selectbox(key="trends_range").set_value("Last 24 hours").run()
+    assert not at.exception, at.exception
+    assert any("(6 in range)" in h.value for h in at.subheader)
+    assert any("ranges end at the newest alert" in c.value for c in at.caption)
+
+
+def test_trends_shows_every_breakdown(filled: Path) -> None:
+    from fraudstream.dashboard.views.trends import histogram_frame
+
+    at = run_page("Trends")
+    titles = [h.value for h in at.subheader]
+    assert titles[0] == "Alerts per hour (6 in range)"
+    for title in ("Score distribution", "Amount distribution", "By merchant category", "By country", "By channel",
+                  "By hour of day (UTC)"):
+        assert title in titles
+    assert len(at.get("vega_lite_chart")) == 7
+    store = open_store(filled)
+    try:
+        scores = histogram_frame(store, "score", AlertQuery(), [0.0, 0.6, 0.8, 1.0])
+        assert list(scores["alerts"]) == [1, 3, 2] and list(scores["bin"]) == ["0.00–0.60", "0.60–0.80", "0.80–1.00"]
+    finally:
+        store.close()
+
+
+def test_map_draws_alerts_with_coordinates_and_a_cards_home(filled: Path) -> None:
+    from fraudstream.dashboard.views.map import locations
+
+    at = run_page("Map")
+    assert any("all 6 alert(s); 1 without merchant coordinates are left out" in c.value for c in at.caption)
+    assert len(at.get("vega_lite_chart")) == 1
+    at.text_input(key="map_card").input("c1").run()
+    assert not at.exception, at.exception
+    assert any("all 3 alert(s)" in c.value for c in at.caption)
+    frame = locations(ALERTS)
+    assert list(frame["transaction"]) == ["t00001", "t00002", "t00003", "t00005", "t00006"]
+    assert frame.loc[frame["transaction"] == "t00003", ["merchant_lat", "merchant_lon", "home_lat"]].values.tolist() == [[43.0, -83.0, 40.7]]
+
+
+def test_map_for_an_unknown_card_says_so(filled: Path) -> None:
+    at = run_page("Map")
+    at.text_input(key="map_card").input("nobody").run()
+    assert [i.value for i in at.info] == ["No alerts for card 'nobody' in this range."]
+
+
+def test_search_downloads_every_match_not_just_the_page(filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    import pandas as pd
+
+    monkeypatch.setattr(pages_search, "PAGE_SIZE", 2)
+    monkeypatch.setattr(pages_search, "EXPORT_BATCH", 4)
+    at = run_page("Search")
+    assert table_ids(at) == ["t00006", "t00005"]
+    assert at.get("download_button")[0].proto.label == "Download all 6 as CSV"
+    store = open_store(filled)
+    try:
+        csv = pd.read_csv(io.BytesIO(pages_search.export_csv(store, AlertQuery(min_score=0.6), "score")))
+        assert list(csv["transaction"]) == ["t00002", "t00005", "t00003", "t00006", "t00001"]
+        assert list(csv.columns)[:6] == ["transaction", "time (UTC)", "card", "merchant", "amount", "score"]
+        capped = pd.read_csv(io.BytesIO(pages_search.export_csv(store, AlertQuery(), "time", cap=5)))
+        assert len(capped) == 5
+    finally:
+        store.close()
+
+
+def test_alert_page_from_a_link_shows_the_transaction_reasons_and_the_cards_other_alerts(filled: Path) -> None:
+    at = open_link(page="Alert", id="t00003")
+    assert at.radio(key="page").value == "Alert"
+    assert at.subheader[0].value == "t00003 — score 0.7700 (threshold 0.550)"
+    text = markdown_text(at)
+    assert "amount is 8.3× this card's average" in text and "second reason" in text
+    assert "**Card c1: 3 alert(s) in the store**" in text
+    assert list(at.dataframe[0].value["transaction"]) == ["t00005", "t00001"]  # the card's others, newest first
+    assert len(at.get("vega_lite_chart")) == 1  # score against threshold
+    assert any("+0.220 from the threshold" in c.value for c in at.caption)
+
+
+def test_alert_page_labels_and_shows_the_history(filled: Path) -> None:
+    at = open_link(page="Alert", id="t00003")
+    at.radio(key="alert_label").set_value("legitimate")
+    at.text_input(key="alert_analyst").input("bob")
+    at.text_area(key="alert_note").input("cardholder confirmed")
+    at.button(key="alert_submit").click().run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.success] == ["Labelled t00003 as legitimate (bob)."]
+    assert any("Current label: **legitimate** by bob" in m.value for m in at.markdown)
+    history = at.dataframe[0].value
+    assert list(history["analyst"]) == ["bob"] and list(history["note"]) == ["cardholder confirmed"]
+    store = open_store(filled)
+    try:
+        assert store.get("t00003").label == "legitimate"
+    finally:
+        store.close()
+
+
+def test_alert_page_for_an_unknown_id_warns(filled: Path) -> None:
+    at = open_link(page="Alert", id="nope")
+    assert [w.value for w in at.warning] == ["No alert 'nope' in the store."]
+
+
+def test_model_page_shows_the_bundle_and_precision_of_reviewed_alerts(filled: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from fraudstream.model.bundle import save_bundle
+    from fraudstream.model.features import FEATURE_NAMES
+    from fraudstream.model.train import train_bundle
+
+    bundle = train_bundle(np.random.default_rng(0).normal(size=(400, len(FEATURE_NAMES))), created_at="2026-01-05T10:00:00Z")
+    save_bundle(bundle, tmp_path / "model")
+    monkeypatch.setenv("FRAUDSTREAM_MODEL", str(tmp_path / "model"))
+    store = open_store(filled)
+    for tid, label in (("t00002", "fraud"), ("t00005", "fraud"), ("t00003", "legitimate"), ("t00001", "unsure")):
+        store.set_label(tid, label, "ana", T0 + 10 * HOUR)
+    store.close()
+    at = run_page("Model")
+    assert metric(at, "Version") == bundle.version
+    assert metric(at, "Trained (UTC)") == "2026-01-05 10:00"
+    assert metric(at, "Threshold") == f"{bundle.threshold:.4f}"
+    assert metric(at, "Alert budget") == "10 per 1,000"
+    facts = dict(zip(at.dataframe[0].value["metric"], at.dataframe[0].value["value"]))
+    assert facts["training transactions"] == "400" and facts["features"] == str(len(FEATURE_NAMES))
+    assert metric(at, "Precision") == "66.7%"
+    assert (metric(at, "Confirmed fraud"), metric(at, "Legitimate"), metric(at, "Unsure")) == ("2", "1", "1")
+    bands = at.dataframe[1].value.set_index("score band")
+    assert bands.loc["0.8–0.9", "fraud"] == 1 and bands.loc["0.9–1.0", "fraud"] == 1
+    assert bands.loc["0.7–0.8", "legitimate"] == 1 and bands.loc["0.7–0.8", "precision"] == 0
+    assert len(at.get("vega_lite_chart")) == 1  # score distribution over time
+
+
+def test_model_page_without_labels_explains_precision_comes_later(filled: Path) -> None:
+    at = run_page("Model")
+    assert any("no model bundle" in w.value.lower() for w in at.warning)
+    assert any("precision appears once analysts review alerts" in i.value for i in at.info)
+
+
+def test_cli_serves_under_a_base_path_and_names_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(cli_dashboard.subprocess, "call", lambda cmd, env: calls.append(cmd) or 0)
+    result = CliRunner().invoke(cli_app, ["dashboard", "--port", "8601", "--base-path", "/fraud/"])
+    assert result.exit_code == 0, result.output
+    assert calls[0][calls[0].index("--server.baseUrlPath") + 1] == "fraud"
+    assert "http://127.0.0.1:8601/fraud/" in result.output
+    assert cli_dashboard.url("0.0.0.0", 80, "") == "http://127.0.0.1:80/"
+
+
+def test_cli_refuses_a_port_in_use_with_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli_app, ["dashboard", "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"cannot serve the dashboard on 127.0.0.1:{port}" in result.output and "--port" in result.output

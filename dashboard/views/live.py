@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fraudstream.dashboard.data import alerts_frame
+from fraudstream.dashboard.components import alerts_table
 from fraudstream.services.stores.alerts import AlertStore
 
 EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
@@ -29,4 +29,4 @@ def _live(store: AlertStore) -> None:
         st.info(EMPTY)
         return
     st.subheader(f"Newest {min(NEWEST, alerts_total)}")
-    st.dataframe(alerts_frame(store.recent_alerts(NEWEST)), hide_index=True)
+    alerts_table(store.recent_alerts(NEWEST), key="live_newest")

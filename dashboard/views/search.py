@@ -1,19 +1,24 @@
-"""Search page: filter alerts, page through them with the store's cursor, download a page as CSV."""
+"""Search page: filter alerts, page through them with the store's cursor, download every match as CSV."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from fraudstream.dashboard.components import alerts_table, time_range
 from fraudstream.dashboard.data import alerts_frame
 from fraudstream.services.stores.alerts import AlertStore
 from fraudstream.services.stores.alerts.base import LABELS, SORTS, UNLABELLED, AlertQuery
 
 ANY = "any"
 PAGE_SIZE = 25
+EXPORT_BATCH = 5_000
+EXPORT_CAP = 200_000  # rows in one CSV; narrow the filters for more
 
 
-def _query() -> AlertQuery:
+def _query(store: AlertStore) -> AlertQuery:
     """The filters as an AlertQuery (blank fields are no filter)."""
+    when = time_range(store, "search_range")
     c1, c2, c3 = st.columns(3)
     card = c1.text_input("Card", key="search_card").strip() or None
     merchant = c2.text_input("Merchant", key="search_merchant").strip() or None
@@ -25,7 +30,21 @@ def _query() -> AlertQuery:
     max_amount = c7.number_input("Max amount", 0.0, value=None, step=10.0, key="search_max_amount")
     label = st.selectbox("Label", [ANY, UNLABELLED, *LABELS], key="search_label")
     return AlertQuery(card_id=card, merchant_id=merchant, min_score=min_score, max_score=max_score,
-                      min_amount=min_amount, max_amount=max_amount, label=None if label == ANY else label, text=text)
+                      min_amount=min_amount, max_amount=max_amount, label=None if label == ANY else label, text=text,
+                      start_ms=when.start_ms, end_ms=when.end_ms)
+
+
+def export_csv(store: AlertStore, query: AlertQuery, sort: str, cap: int = EXPORT_CAP) -> bytes:
+    """Every alert matching ``query`` (up to ``cap``) as CSV, fetched page by page with the store's cursor."""
+    frames, cursor, fetched = [], None, 0
+    while fetched < cap:
+        page = store.search(query, sort=sort, limit=min(EXPORT_BATCH, cap - fetched), cursor=cursor)
+        frames.append(alerts_frame(page.alerts, full=True))
+        fetched += len(page.alerts)
+        cursor = page.cursor
+        if cursor is None or not page.alerts:
+            break
+    return pd.concat(frames).to_csv(index=False).encode()
 
 
 def _next_page() -> None:
@@ -39,7 +58,7 @@ def _previous_page() -> None:
 
 def render(store: AlertStore) -> None:
     st.header("Search alerts")
-    query = _query()
+    query = _query(store)
     sort = st.selectbox("Sort by (highest / newest first)", SORTS, key="search_sort")
     signature = (query, sort)
     if st.session_state.get("search_signature") != signature:  # new filters: back to page 1
@@ -58,10 +77,10 @@ def render(store: AlertStore) -> None:
         st.info("No alerts match these filters.")
         return
     st.caption(f"{page.total:,} matching alert(s); page {number}, alerts {first}–{first + len(page.alerts) - 1}.")
-    frame = alerts_frame(page.alerts, full=True)
-    st.dataframe(frame, hide_index=True)
+    alerts_table(page.alerts, key="search_results", full=True)
     b1, b2, b3 = st.columns(3)
     b1.button("Previous page", key="search_prev", on_click=_previous_page, disabled=number == 1)
     b2.button("Next page", key="search_next_button", on_click=_next_page, disabled=page.cursor is None)
-    b3.download_button("Download this page (CSV)", frame.to_csv(index=False).encode(), file_name=f"alerts-page-{number}.csv",
-                       mime="text/csv", key="search_csv")
+    capped = f" (first {EXPORT_CAP:,})" if page.total > EXPORT_CAP else ""
+    b3.download_button(f"Download all {page.total:,} as CSV{capped}", lambda: export_csv(store, query, sort),
+                       file_name="alerts.csv", mime="text/csv", key="search_csv")

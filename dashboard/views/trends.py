@@ -1,0 +1,67 @@
+"""Trends: alerts over time, score and amount distributions, and alerts by category, country, channel and hour."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fraudstream.dashboard.components import DAY_MS, time_range
+from fraudstream.services.stores.alerts import AlertStore
+from fraudstream.services.stores.alerts.base import HOUR_MS, AlertQuery
+
+SCORE_EDGES = [i / 20 for i in range(21)]  # 0.00, 0.05, ..., 1.00
+AMOUNT_EDGES = [0, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 1e9]
+GROUP_TITLES = {"merchant_category": "merchant category", "country": "country", "channel": "channel", "hour": "hour of day (UTC)"}
+EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
+
+
+def bucket_ms(store: AlertStore, query: AlertQuery) -> int:
+    """Hourly buckets for up to a week, daily beyond: a chart of a few hundred points at most."""
+    if query.start_ms is not None and query.end_ms is not None:
+        span = query.end_ms - query.start_ms
+    else:
+        days = store.alerts_over_time(query, DAY_MS)
+        span = days[-1][0] - days[0][0] + DAY_MS if days else 0
+    return HOUR_MS if span <= 7 * DAY_MS else DAY_MS
+
+
+def over_time_frame(store: AlertStore, query: AlertQuery, interval_ms: int) -> pd.DataFrame:
+    buckets = store.alerts_over_time(query, interval_ms)
+    return pd.DataFrame({"time (UTC)": pd.to_datetime([b for b, _ in buckets], unit="ms", utc=True),
+                         "alerts": [n for _, n in buckets]})
+
+
+def histogram_frame(store: AlertStore, field: str, query: AlertQuery, edges: list[float]) -> pd.DataFrame:
+    counts = store.histogram(field, query, edges)
+    fmt = "{:.2f}" if field == "score" else "{:,.0f}"
+    labels = [f"{fmt.format(lo)}–{fmt.format(hi) if hi < 1e9 else '+'}" for lo, hi in zip(edges, edges[1:])]
+    return pd.DataFrame({"bin": pd.Categorical(labels, categories=labels, ordered=True), "alerts": counts})
+
+
+def render(store: AlertStore) -> None:
+    st.header("Trends")
+    query = time_range(store, "trends_range")
+    total = store.count_alerts(query)
+    if total == 0:
+        st.info(EMPTY)
+        return
+    interval = bucket_ms(store, query)
+    per = "hour" if interval == HOUR_MS else "day"
+    st.subheader(f"Alerts per {per} ({total:,} in range)")
+    st.line_chart(over_time_frame(store, query, interval), x="time (UTC)", y="alerts",
+                  x_label="time (UTC)", y_label=f"alerts per {per}")
+
+    left, right = st.columns(2)
+    left.subheader("Score distribution")
+    left.bar_chart(histogram_frame(store, "score", query, SCORE_EDGES), x="bin", y="alerts",
+                   x_label="model score (bin)", y_label="alerts")
+    right.subheader("Amount distribution")
+    right.bar_chart(histogram_frame(store, "amount", query, AMOUNT_EDGES), x="bin", y="alerts",
+                    x_label="amount (currency units, bin)", y_label="alerts")
+
+    for column, (field, title) in zip(st.columns(2) + st.columns(2), GROUP_TITLES.items()):
+        by_group = store.count_by(field, query)
+        frame = pd.DataFrame({title: list(by_group), "alerts": list(by_group.values())})
+        column.subheader(f"By {title}")
+        column.bar_chart(frame, x=title, y="alerts", x_label=title, y_label="alerts",
+                         sort=False if field == "hour" else "-alerts")
