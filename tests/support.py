@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,14 @@ def consume_all(bootstrap: str, topic: str) -> list:
         consumer.close()
 
 
+# How the browser tests and benchmarks/bench_dashboard.py launch Debian's Chromium. The background-networking
+# flags keep Chromium from calling home: this machine refuses any such traffic.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+
 # Streamlit 1.67 marks its root: data-test-connection-state CONNECTED once the websocket is up, and
 # data-test-script-state notRunning (after "initial", then "running") once a script or fragment run ended.
 # After a click it still reads notRunning until the rerun starts: expect() the new content first.
@@ -140,3 +149,17 @@ def group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def serving(args: list[str], url: str, log: Path) -> Iterator[subprocess.Popen]:
+    """Run a command that serves ``url`` in its own process group (output to ``log``) until its health endpoint
+    answers; stop the whole group when the block ends."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=log.parent, start_new_session=True)
+    try:
+        wait_until_healthy(url, process, log)
+        yield process
+    finally:
+        stop_group(process)

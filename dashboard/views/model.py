@@ -50,9 +50,10 @@ def _model_section() -> float | None:
         st.warning(f"No model bundle at {model_dir()!r}: train one with fraudstream train (the demo does it for you).")
         return None
     metrics = model["metrics"] or {}
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2 = st.columns(2)
     c1.metric("Version", model["version"])
     c2.metric("Trained (UTC)", (model["created_at"] or "unknown")[:16].replace("T", " "))
+    c3, c4 = st.columns(2)
     c3.metric("Threshold", f"{model['threshold']:.4f}")
     c4.metric("Alert budget", f"{model['alert_rate']:g} per 1,000" if model["alert_rate"] is not None else "unknown")
     facts = {"training transactions": metrics.get("n_train"), "alerts per 1,000 on training data": metrics.get("train_alerts_per_1000"),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
 from fraudstream.dashboard.components import DAY_MS, time_range
 from fraudstream.services.stores.alerts import AlertStore
-from fraudstream.services.stores.alerts.base import HOUR_MS, AlertQuery
+from fraudstream.services.stores.alerts.base import HOUR_MS, AlertQuery, RunnerStatus
 
 SCORE_EDGES = [i / 20 for i in range(21)]  # 0.00, 0.05, ..., 1.00
 AMOUNT_EDGES = [0, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 1e9]
 GROUP_TITLES = {"merchant_category": "merchant category", "country": "country", "channel": "channel", "hour": "hour of day (UTC)"}
+RATE_WINDOW_MS = 24 * 3_600_000
 EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
 
 
@@ -23,6 +26,22 @@ def bucket_ms(store: AlertStore, query: AlertQuery) -> int:
         days = store.alerts_over_time(query, DAY_MS)
         span = days[-1][0] - days[0][0] + DAY_MS if days else 0
     return HOUR_MS if span <= 7 * DAY_MS else DAY_MS
+
+
+def alert_rate_frame(statuses: list[RunnerStatus]) -> pd.DataFrame:
+    """Alerts per 1,000 scored between consecutive heartbeats of each runner (wall-clock time)."""
+    previous: dict[str, RunnerStatus] = {}
+    rows = []
+    for status in statuses:
+        before = previous.get(status.runner)
+        previous[status.runner] = status
+        if before is None or status.started_at_ms != before.started_at_ms:
+            continue  # first heartbeat of a run: no interval yet
+        scored = status.scored - before.scored
+        if scored > 0:
+            rows.append({"time (UTC)": pd.to_datetime(status.at_ms, unit="ms", utc=True), "runner": status.runner,
+                         "alerts per 1,000": (status.alerts - before.alerts) * 1000 / scored})
+    return pd.DataFrame(rows, columns=["time (UTC)", "runner", "alerts per 1,000"])
 
 
 def over_time_frame(store: AlertStore, query: AlertQuery, interval_ms: int) -> pd.DataFrame:
@@ -50,6 +69,15 @@ def render(store: AlertStore) -> None:
     st.subheader(f"Alerts per {per} ({total:,} in range)")
     st.line_chart(over_time_frame(store, query, interval), x="time (UTC)", y="alerts",
                   x_label="time (UTC)", y_label=f"alerts per {per}")
+
+    rates = alert_rate_frame(store.runner_statuses(since_ms=int(time.time() * 1000) - RATE_WINDOW_MS))
+    st.subheader("Alert rate, last 24 hours (wall clock)")
+    if rates.empty:
+        st.caption("No pipeline heartbeats in the last 24 hours: the alert rate needs the count of scored transactions, "
+                   "which runners report every few seconds.")
+    else:
+        st.line_chart(rates, x="time (UTC)", y="alerts per 1,000", color="runner", x_label="time (UTC)",
+                      y_label="alerts per 1,000 transactions")
 
     left, right = st.columns(2)
     left.subheader("Score distribution")

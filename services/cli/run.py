@@ -100,23 +100,32 @@ def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: t
 
     runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
     try:
-        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view)
+        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name)
     except mismatch as error:
         raise fail(str(error)) from None
 
 
-def _drive(runner, title: str, alert_store, live_view: bool) -> RunStats:
-    """Run with a live view and graceful SIGINT/SIGTERM (finish the batch, checkpoint, exit); print the summary."""
+def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> RunStats:
+    """Run with a live view, heartbeats in the store for the dashboard, and graceful SIGINT/SIGTERM (finish the
+    batch, checkpoint, exit); print the summary."""
     from fraudstream.services.cli.live_view import render
+    from fraudstream.services.runners.status import StatusReporter, runner_name
 
+    heartbeat = StatusReporter(alert_store, runner_name(source))
     live = Live(console=console, refresh_per_second=4, transient=False) if live_view else nullcontext()
     with live as view:
-        if view is not None:
-            runner.on_progress = lambda stats: view.update(render(stats, title))
+
+        def progress(stats: RunStats) -> None:
+            if view is not None:
+                view.update(render(stats, title))
+            heartbeat(stats)
+
+        runner.on_progress = progress
         stop = lambda signum, frame: runner.stop()  # noqa: E731
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             stats = runner.run()
+            heartbeat(stats, force=True)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -160,6 +169,6 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
     )
     try:
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",
-               alert_store, live_view)
+               alert_store, live_view, f"kafka:{topic}/{group}")
     except KafkaUnavailable as error:
         raise fail(f"{error}; start one with scripts/services/kafka start") from None

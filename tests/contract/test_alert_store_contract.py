@@ -167,3 +167,18 @@ def test_very_large_fields_round_trip(store: AlertStore) -> None:
 def test_recent_alerts_are_the_newest(store: AlertStore) -> None:
     put(store, [alert(i, T0 + i * 1000) for i in range(30)])
     assert ids(store.recent_alerts(3)) == ["t00029", "t00028", "t00027"]
+
+
+def test_runner_heartbeats_are_idempotent_and_read_since_a_time(store: AlertStore) -> None:
+    from fraudstream.services.stores.alerts.base import RunnerStatus
+
+    beats = [RunnerStatus("gen@h:1", T0 + i * 5_000, T0, read=100 * i, scored=100 * i - i, alerts=i, dead_letters=i // 2,
+                          rows_per_s=20.0 + i, lag=None if i % 2 else 7, finished=i == 3) for i in range(4)]
+    other = RunnerStatus("kafka@h:2", T0 + 7_000, T0 + 1_000, read=5, scored=5, alerts=0, dead_letters=0, rows_per_s=1.5)
+    for beat in [*beats, other, beats[1]]:  # one written twice
+        store.write_status(beat)
+    settle(store)
+    assert store.runner_statuses() == [beats[0], beats[1], other, beats[2], beats[3]]
+    assert store.runner_statuses(since_ms=T0 + 7_000) == [other, beats[2], beats[3]]
+    assert beats[3].alerts_per_1000 == pytest.approx(3 * 1000 / 297)
+    assert RunnerStatus("x", 0, 0, 0, 0, 0, 0, 0.0).alerts_per_1000 is None

@@ -127,6 +127,31 @@ class AlertQuery:
 
 
 @dataclass(frozen=True)
+class RunnerStatus:
+    """One heartbeat of a pipeline runner: its counters since it started (wall-clock times), from which the
+    dashboard shows throughput and alert rate. Keyed by (runner, at_ms), so writing one twice keeps one."""
+
+    runner: str  # who reports, e.g. "generator@host:1234"
+    at_ms: int
+    started_at_ms: int
+    read: int
+    scored: int
+    alerts: int
+    dead_letters: int
+    rows_per_s: float
+    lag: int | None = None  # messages behind the source's end, where the source can tell
+    finished: bool = False
+
+    @property
+    def alerts_per_1000(self) -> float | None:
+        """Alerts per 1,000 scored transactions over the run, None before anything was scored."""
+        return self.alerts * 1000 / self.scored if self.scored else None
+
+
+MAX_STATUSES = 10_000  # heartbeats one read returns at most (the newest ones)
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of search results; pass ``cursor`` back to get the next one (None: no more)."""
 
@@ -209,6 +234,12 @@ class AlertStore(Protocol):
         """Alerts per merchant_category, country, channel or hour ("00".."23", UTC); missing values are "unknown"."""
 
     def count_dead_letters(self) -> int: ...
+
+    def write_status(self, status: RunnerStatus) -> None:
+        """Keep a runner's heartbeat (idempotent by runner and at_ms)."""
+
+    def runner_statuses(self, since_ms: int = 0) -> list[RunnerStatus]:
+        """Heartbeats at or after ``since_ms``, oldest first (the newest MAX_STATUSES of them)."""
 
     def recent_alerts(self, limit: int = 20) -> list[Alert]:
         """Newest alerts by event time."""

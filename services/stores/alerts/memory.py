@@ -10,12 +10,14 @@ from collections.abc import Sequence
 from fraudstream.services.stores.alerts.base import (
     ENTITIES,
     GROUPINGS,
+    MAX_STATUSES,
     Alert,
     AlertNotFound,
     AlertQuery,
     EntityStat,
     LabelEvent,
     Page,
+    RunnerStatus,
     check_label,
     check_search,
     decode_cursor,
@@ -34,6 +36,7 @@ class MemoryAlertStore:
         self.alerts: dict[str, Alert] = {}
         self.letters: dict[str, DeadLetter] = {}
         self.labels: dict[str, list[LabelEvent]] = {}
+        self.statuses: dict[tuple[str, int], RunnerStatus] = {}
 
     def write(self, alerts: Sequence[Alert], dead_letters: Sequence[DeadLetter] = ()) -> None:
         for alert in alerts:
@@ -120,6 +123,13 @@ class MemoryAlertStore:
 
     def count_dead_letters(self) -> int:
         return len(self.letters)
+
+    def write_status(self, status: RunnerStatus) -> None:
+        self.statuses[(status.runner, status.at_ms)] = status
+
+    def runner_statuses(self, since_ms: int = 0) -> list[RunnerStatus]:
+        found = sorted((s for s in self.statuses.values() if s.at_ms >= since_ms), key=lambda s: (s.at_ms, s.runner))
+        return found[-MAX_STATUSES:]
 
     def recent_alerts(self, limit: int = 20) -> list[Alert]:
         return self.search(AlertQuery(), "time", limit).alerts if self.alerts and limit > 0 else []

@@ -8,9 +8,9 @@ Layout in the engine, for a store with prefix ``P`` (``?prefix=``, default ``fra
 
 - ``P-alerts-YYYY.MM`` — alerts by the **event** month (so an alert always lands in the same index
   and old months can be dropped whole), all behind the alias ``P-alerts`` that every read uses;
-- ``P-dead-letters`` and ``P-label-events`` — dead letters (keyed by source and position) and the
-  label audit trail;
-- three composable index templates (``P-alerts``, ``P-dead-letters``, ``P-label-events``) with
+- ``P-dead-letters``, ``P-label-events`` and ``P-runner-status`` — dead letters (keyed by source and
+  position), the label audit trail and the runners' heartbeats;
+- four composable index templates (``P-alerts``, ``P-dead-letters``, ``P-label-events``, ``P-runner-status``) with
   explicit, strict mappings, so indices are created by the first write that needs them.
 
 Writes are bulk requests of at most ``bulk_docs`` documents / ``bulk_mb`` MB, keyed by
@@ -29,6 +29,7 @@ Java, the reference like Python: they differ only for a few letters such as "İ"
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -49,6 +50,7 @@ from fraudstream.services.stores.alerts.base import (
     ENTITIES,
     GROUPINGS,
     HOUR_MS,
+    MAX_STATUSES,
     UNLABELLED,
     Alert,
     AlertNotFound,
@@ -57,6 +59,7 @@ from fraudstream.services.stores.alerts.base import (
     LabelEvent,
     Page,
     RejectedDocuments,
+    RunnerStatus,
     StoreUnavailable,
     check_label,
     check_search,
@@ -295,6 +298,21 @@ LABEL_EVENT_MAPPINGS: dict[str, Any] = {
         "recorded_ns": {"type": "long"},
     },
 }
+RUNNER_STATUS_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "runner": _KEYWORD,
+        "at_ms": _EPOCH_MS,
+        "started_at_ms": _EPOCH_MS,
+        "read": {"type": "long"},
+        "scored": {"type": "long"},
+        "alerts": {"type": "long"},
+        "dead_letters": {"type": "long"},
+        "rows_per_s": {"type": "double"},
+        "lag": {"type": "long"},
+        "finished": {"type": "boolean"},
+    },
+}
 
 _encoder = msgspec.json.Encoder()
 
@@ -494,6 +512,7 @@ class SearchEngineAlertStore:
         self.alias = f"{prefix}-alerts"
         self.dead_letter_index = f"{prefix}-dead-letters"
         self.label_index = f"{prefix}-label-events"
+        self.status_index = f"{prefix}-runner-status"
         self._ready = False
         self._months: dict[int, str] = {}  # day number → month suffix (a cache: most batches span a day or two)
         self._pool: ThreadPoolExecutor | None = None
@@ -553,6 +572,7 @@ class SearchEngineAlertStore:
             f"{p}-alerts": ([f"{p}-alerts-*"], ALERT_MAPPINGS, {self.alias: {}}),
             f"{p}-dead-letters": ([self.dead_letter_index], DEAD_LETTER_MAPPINGS, {}),
             f"{p}-label-events": ([self.label_index], LABEL_EVENT_MAPPINGS, {}),
+            f"{p}-runner-status": ([self.status_index], RUNNER_STATUS_MAPPINGS, {}),
         }
 
     def _index_settings(self) -> dict[str, Any]:
@@ -853,6 +873,17 @@ class SearchEngineAlertStore:
         _, data = self._ok("POST", f"/{self.dead_letter_index}/_count", {"query": {"match_all": {}}}, self._read_params(), incomplete=_failed_shards)
         return int(data["count"])
 
+    def write_status(self, status: RunnerStatus) -> None:
+        self._ensure_ready()
+        did = doc_id(f"{status.runner}@{status.at_ms}")
+        self._ok("PUT", f"/{self.status_index}/_doc/{quote(did, safe='')}", dataclasses.asdict(status))
+
+    def runner_statuses(self, since_ms: int = 0) -> list[RunnerStatus]:
+        body = {"query": {"range": {"at_ms": {"gte": since_ms}}}, "sort": [{"at_ms": "desc"}, {"runner": "desc"}],
+                "size": MAX_STATUSES}
+        hits = self._search(self.status_index, body)["hits"]["hits"]
+        return [RunnerStatus(**hit["_source"]) for hit in reversed(hits)]
+
     def recent_alerts(self, limit: int = 20) -> list[Alert]:
         return self.search(AlertQuery(), "time", limit).alerts if limit > 0 else []
 
@@ -870,7 +901,7 @@ class SearchEngineAlertStore:
 
     def refresh(self) -> None:
         """Make every write so far visible to searches (the engines are near-real-time)."""
-        indices = ",".join((self.alias, self.dead_letter_index, self.label_index))
+        indices = ",".join((self.alias, self.dead_letter_index, self.label_index, self.status_index))
         self._ok("POST", f"/{indices}/_refresh", None, self._read_params())
 
     def drop_alerts_before(self, timestamp_ms: int) -> list[str]:
@@ -887,9 +918,9 @@ class SearchEngineAlertStore:
     def drop(self) -> None:
         """Delete this store's indices and templates (tests; a fresh start). Other prefixes are untouched."""
         p = self.settings.prefix
-        _, data = self._ok("GET", f"/{p}-alerts-*,{self.dead_letter_index}*,{self.label_index}*/_alias",
+        _, data = self._ok("GET", f"/{p}-alerts-*,{self.dead_letter_index}*,{self.label_index}*,{self.status_index}*/_alias",
                            params={"expand_wildcards": "all", **self._read_params()})
-        ours = re.compile(rf"{re.escape(p)}-(alerts-.+|dead-letters|label-events)")
+        ours = re.compile(rf"{re.escape(p)}-(alerts-.+|dead-letters|label-events|runner-status)")
         indices = sorted(name for name in (data or {}) if ours.fullmatch(name))
         if indices:
             self._ok("DELETE", f"/{','.join(indices)}", allow=(404,))

@@ -2,27 +2,31 @@
 
 Alerts are keyed by transaction_id and dead letters by their source position, with upserts, so a
 replay after a crash rewrites the same rows instead of adding new ones — and never clears a label.
-Labels are an append-only audit table plus the current label on the alert.
+Labels are an append-only audit table plus the current label on the alert. Aggregations read roll-ups
+that triggers keep exact (:mod:`fraudstream.services.stores.alerts.sqlite_rollups`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from fraudstream.services.stores.alerts import sqlite_rollups as rollups
 from fraudstream.services.stores.alerts.base import (
     ENTITIES,
     GROUPINGS,
+    MAX_STATUSES,
     Alert,
     AlertNotFound,
     AlertQuery,
     EntityStat,
     LabelEvent,
     Page,
+    RunnerStatus,
     check_label,
     check_search,
     decode_cursor,
@@ -30,7 +34,7 @@ from fraudstream.services.stores.alerts.base import (
 )
 from fraudstream.services.stores.dead_letters import DeadLetter
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: roll-up tables and their triggers
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     transaction_id TEXT PRIMARY KEY,
@@ -74,6 +78,20 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     raw TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runner_status (
+    runner TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    read INTEGER NOT NULL,
+    scored INTEGER NOT NULL,
+    alerts INTEGER NOT NULL,
+    dead_letters INTEGER NOT NULL,
+    rows_per_s REAL NOT NULL,
+    lag INTEGER,
+    finished INTEGER NOT NULL,
+    PRIMARY KEY (runner, at_ms)
+);
+CREATE INDEX IF NOT EXISTS runner_status_time ON runner_status (at_ms);
 """
 ALERT_COLUMNS = (
     "transaction_id, timestamp_ms, card_id, merchant_id, amount, score, threshold, reasons, model_version, "
@@ -102,6 +120,8 @@ class SqliteAlertStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._enable_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA temp_store=MEMORY")  # writes fire triggers, so each has a statement journal: not on disk
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes and roll-ups a batch touches stay cached
         self._create_or_check_schema()
 
     def _enable_wal(self, patience_s: float = 30.0) -> None:
@@ -130,7 +150,7 @@ class SqliteAlertStore:
                     f"{self.path} was made by another fraudstream version (schema {version}, this one needs "
                     f"{SCHEMA_VERSION}); use another store path or delete it"
                 )
-            for statement in SCHEMA.split(";"):
+            for statement in (*SCHEMA.split(";"), *rollups.STATEMENTS):
                 if statement.strip():
                     self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -162,6 +182,7 @@ class SqliteAlertStore:
                     "INSERT OR REPLACE INTO dead_letters VALUES (?,?,?,?,?,?)",
                     [(d.key(), d.source, d.position, d.field, d.reason, d.raw) for d in dead_letters],
                 )
+            rollups.fold(self._db)
 
     def set_label(self, transaction_id: str, label: str, analyst: str, at_ms: int, note: str = "") -> Alert:
         check_label(label)
@@ -175,11 +196,19 @@ class SqliteAlertStore:
             self._db.execute(
                 "INSERT INTO label_events VALUES (?,?,?,?,?)", (transaction_id, at_ms, label, analyst, note)
             )
+            rollups.fold(self._db)
         alert = self.get(transaction_id)
         assert alert is not None
         return alert
 
     # ------------------------------------------------------------------ reads
+
+    def _folded(self) -> sqlite3.Connection:
+        """The connection, once changes written to ``alerts`` behind the store's back are in the roll-ups."""
+        if rollups.pending(self._db):
+            with self._db:
+                rollups.fold(self._db)
+        return self._db
 
     def get(self, transaction_id: str) -> Alert | None:
         row = self._db.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE transaction_id=?", (transaction_id,)).fetchone()
@@ -187,8 +216,8 @@ class SqliteAlertStore:
 
     def search(self, query: AlertQuery = AlertQuery(), sort: str = "time", limit: int = 50, cursor: str | None = None) -> Page:
         check_search(sort, limit)
-        where, params = _where(query)
-        total = self._db.execute(f"SELECT count(*) FROM alerts WHERE {where}", params).fetchone()[0]
+        total = rollups.count_alerts(self._folded(), query)
+        where, params = rollups.where(query)
         column = SORT_COLUMNS[sort]
         if cursor is not None:
             value, tid = decode_cursor(cursor, sort)
@@ -202,8 +231,7 @@ class SqliteAlertStore:
         return Page(alerts, total, encode_cursor(alerts[-1], sort) if len(rows) > limit else None)
 
     def count_alerts(self, query: AlertQuery | None = None) -> int:
-        where, params = _where(query or AlertQuery())
-        return int(self._db.execute(f"SELECT count(*) FROM alerts WHERE {where}", params).fetchone()[0])
+        return rollups.count_alerts(self._folded(), query or AlertQuery())
 
     def label_history(self, transaction_id: str) -> list[LabelEvent]:
         rows = self._db.execute(
@@ -214,51 +242,33 @@ class SqliteAlertStore:
         return [LabelEvent(*row) for row in rows]
 
     def alerts_over_time(self, query: AlertQuery, interval_ms: int) -> list[tuple[int, int]]:
-        where, params = _where(query)
-        rows = self._db.execute(
-            f"SELECT (timestamp_ms / ?) * ? AS bucket, count(*) FROM alerts WHERE {where} GROUP BY bucket ORDER BY bucket",
-            [interval_ms, interval_ms, *params],
-        ).fetchall()
-        return [(int(b), int(n)) for b, n in rows]
+        return rollups.alerts_over_time(self._folded(), query, interval_ms)
 
     def top_entities(self, entity: str, query: AlertQuery, by: str = "count", limit: int = 10) -> list[EntityStat]:
         if entity not in ENTITIES or by not in ("count", "amount"):
             raise ValueError(f"entity must be card or merchant and by count or amount, got {entity!r}, {by!r}")
-        column = "card_id" if entity == "card" else "merchant_id"
-        order = "n DESC, amt DESC" if by == "count" else "amt DESC, n DESC"
-        where, params = _where(query)
-        rows = self._db.execute(
-            f"SELECT {column}, count(*) AS n, sum(amount) AS amt FROM alerts WHERE {where} "
-            f"GROUP BY {column} ORDER BY {order}, {column} DESC LIMIT ?",
-            [*params, limit],
-        ).fetchall()
-        return [EntityStat(k, int(n), float(amt)) for k, n, amt in rows]
+        return rollups.top_entities(self._folded(), entity, query, by, limit)
 
     def histogram(self, field: str, query: AlertQuery, edges: Sequence[float]) -> list[int]:
         if field not in ("score", "amount") or len(edges) < 2:
             raise ValueError("histogram needs field score or amount and at least two edges")
-        where, params = _where(query)
-        cases = " ".join(
-            f"WHEN {field} >= ? AND {field} {'<=' if i == len(edges) - 2 else '<'} ? THEN {i}" for i in range(len(edges) - 1)
-        )
-        bounds = [v for i in range(len(edges) - 1) for v in (edges[i], edges[i + 1])]
-        rows = self._db.execute(
-            f"SELECT bin, count(*) FROM (SELECT CASE {cases} END AS bin FROM alerts WHERE {where}) "
-            "WHERE bin IS NOT NULL GROUP BY bin",
-            [*bounds, *params],
-        ).fetchall()
-        counts = [0] * (len(edges) - 1)
-        for b, n in rows:
-            counts[int(b)] = int(n)
-        return counts
+        return rollups.histogram(self._folded(), field, query, edges)
 
     def count_by(self, field: str, query: AlertQuery) -> dict[str, int]:
         if field not in GROUPINGS:
             raise ValueError(f"field must be one of {', '.join(GROUPINGS)}, got {field!r}")
-        where, params = _where(query)
-        expr = "printf('%02d', hour)" if field == "hour" else f"coalesce({field}, 'unknown')"
-        rows = self._db.execute(f"SELECT {expr} AS k, count(*) FROM alerts WHERE {where} GROUP BY k", params).fetchall()
-        return {str(k): int(n) for k, n in rows}
+        return rollups.count_by(self._folded(), field, query)
+
+    def write_status(self, status: RunnerStatus) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO runner_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             dataclasses.astuple(status))
+
+    def runner_statuses(self, since_ms: int = 0) -> list[RunnerStatus]:
+        rows = self._db.execute(
+            "SELECT * FROM (SELECT * FROM runner_status WHERE at_ms >= ? ORDER BY at_ms DESC, runner DESC LIMIT ?) "
+            "ORDER BY at_ms, runner", (since_ms, MAX_STATUSES)).fetchall()
+        return [RunnerStatus(*row[:9], finished=bool(row[9])) for row in rows]
 
     def count_dead_letters(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
@@ -274,34 +284,6 @@ class SqliteAlertStore:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _where(query: AlertQuery) -> tuple[str, list[Any]]:
-    """SQL for :meth:`AlertQuery.matches`, with parameters (never string-built values)."""
-    clauses, params = ["1=1"], []
-    for column, value, op in (
-        ("card_id", query.card_id, "="),
-        ("merchant_id", query.merchant_id, "="),
-        ("score", query.min_score, ">="),
-        ("score", query.max_score, "<="),
-        ("amount", query.min_amount, ">="),
-        ("amount", query.max_amount, "<="),
-        ("timestamp_ms", query.start_ms, ">="),
-        ("timestamp_ms", query.end_ms, "<"),
-    ):
-        if value is not None:
-            clauses.append(f"{column} {op} ?")
-            params.append(value)
-    if query.label is not None:
-        if query.label == "unlabelled":
-            clauses.append("label IS NULL")
-        else:
-            clauses.append("label = ?")
-            params.append(query.label)
-    for word in query.words():
-        clauses.append("instr(lower(reasons), ?) > 0")
-        params.append(word)
-    return " AND ".join(clauses), params
 
 
 def _alert(row: tuple) -> Alert:

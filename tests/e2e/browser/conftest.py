@@ -8,21 +8,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from support import BIN, ROOT, free_port, stop_group, wait_until_healthy
-
-# The background-networking flags keep Chromium from calling home: this machine refuses any such traffic.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
+from support import BIN, CHROMIUM_ARGS, ROOT, VIEWPORT, free_port, serving
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +61,6 @@ def served_dashboard(store: str | Path, model: str | Path, extra_args: Sequence[
     prefix = f"/{base_path.strip('/')}" if base_path.strip("/") else ""
     args = [str(BIN), "dashboard", "--store", str(store), "--model", str(model), "--port", str(port),
             "--address", "127.0.0.1", "--base-path", prefix, *extra_args]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=log_dir, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}{prefix}"
-        wait_until_healthy(url, process, log)
+    url = f"http://127.0.0.1:{port}{prefix}"
+    with serving(args, url, log):
         yield url
-    finally:
-        stop_group(process)

@@ -4,14 +4,13 @@ one and labels it fraud, and the label is in the alert store. Screenshots of eve
 from __future__ import annotations
 
 import re
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from support import BIN, free_port, stop_group, wait_for_streamlit, wait_until_healthy
+from support import BIN, free_port, serving, wait_for_streamlit
 
 from fraudstream.dashboard.views import PAGES
 from fraudstream.services.stores.alerts import open_store
@@ -29,15 +28,9 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log = tmp_path / "demo.log"
     args = [str(BIN), "demo", "--dir", str(directory), "--cards", "300", "--history-days", "4", "--live-days", "3",
             "--rate", "400", "--no-live-view", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=tmp_path, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, process, log)
+    url = f"http://127.0.0.1:{port}"
+    with serving(args, url, log):
         yield url, directory
-    finally:
-        stop_group(process)
 
 
 def open_page(page: Page, name: str) -> None:
@@ -52,6 +45,8 @@ def test_demo_alerts_show_up_live_and_a_label_reaches_the_store(demo: tuple[str,
     page.goto(url)
     alerts = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Alerts", exact=True)).get_by_test_id("stMetricValue")
     expect(alerts).to_have_text(re.compile(r"^[1-9][\d,]*$"), timeout=90_000)  # the Live fragment refreshes by itself
+    throughput = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Throughput", exact=True))
+    expect(throughput.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^[\d,]+ tx/s$"))  # heartbeats
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # our page list only, not Streamlit's file pages
     assert set(SHOTS) | {"Alert"} == set(PAGES)
 

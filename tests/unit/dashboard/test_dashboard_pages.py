@@ -374,3 +374,31 @@ def test_cli_refuses_a_port_in_use_with_a_clear_error() -> None:
         result = CliRunner().invoke(cli_app, ["dashboard", "--port", str(port)])
     assert result.exit_code == 2
     assert f"cannot serve the dashboard on 127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled: Path) -> None:
+    import time
+
+    from fraudstream.services.stores.alerts.base import RunnerStatus
+
+    now = int(time.time() * 1000)
+    store = open_store(filled)
+    store.write_status(RunnerStatus("generator@h:1", now - 10_000, now - 60_000, 4_000, 3_990, 30, 10, 150.0))
+    store.write_status(RunnerStatus("generator@h:1", now - 5_000, now - 60_000, 5_000, 4_990, 40, 10, 175.0))
+    store.write_status(RunnerStatus("old@h:2", now - 600_000, now - 900_000, 100, 100, 50, 0, 9.0))  # silent
+    store.close()
+    at = run_page("Live")
+    assert metric(at, "Throughput") == "175 tx/s"  # the running runner only
+    assert metric(at, "Alert rate") == f"{40 * 1000 / 4_990:.1f} per 1,000"
+    assert metric(at, "Read (this run)") == "5,000"
+    states = " ".join(c.value for c in at.caption)
+    assert "generator@h:1: running since" in states and "10 dead letters" in states and "old@h:2: silent" in states
+    at = run_page("Trends")
+    assert "Alert rate, last 24 hours (wall clock)" in [h.value for h in at.subheader]
+    assert len(at.get("vega_lite_chart")) == 8  # the alert-rate chart joins the seven others
+
+
+def test_live_without_heartbeats_says_where_the_numbers_come_from(filled: Path) -> None:
+    at = run_page("Live")
+    assert any("No pipeline has reported in the last 15 minutes" in c.value for c in at.caption)
+    assert not [m for m in at.metric if m.label == "Throughput"]
