@@ -34,7 +34,8 @@ from fraudstream.services.stores.alerts.base import (
 )
 from fraudstream.services.stores.dead_letters import DeadLetter
 
-SCHEMA_VERSION = 3  # 3: roll-up tables and their triggers
+SCHEMA_VERSION = 3  # 3: roll-up tables and their triggers, runner heartbeats
+UPGRADABLE = (2,)  # older schemas this version upgrades in place when it opens them
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     transaction_id TEXT PRIMARY KEY,
@@ -145,7 +146,8 @@ class SqliteAlertStore:
         try:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name='alerts'").fetchone()[0]
-            if tables and version != SCHEMA_VERSION:
+            upgrading = tables and version in UPGRADABLE
+            if tables and version != SCHEMA_VERSION and not upgrading:
                 raise ValueError(
                     f"{self.path} was made by another fraudstream version (schema {version}, this one needs "
                     f"{SCHEMA_VERSION}); use another store path or delete it"
@@ -153,6 +155,8 @@ class SqliteAlertStore:
             for statement in (*SCHEMA.split(";"), *rollups.STATEMENTS):
                 if statement.strip():
                     self._db.execute(statement)
+            if upgrading:
+                rollups.backfill(self._db)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:

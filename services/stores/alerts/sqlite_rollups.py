@@ -125,6 +125,13 @@ def pending(db: sqlite3.Connection) -> bool:
     return bool(db.execute(f"SELECT EXISTS (SELECT 1 FROM {LOG})").fetchone()[0])
 
 
+def backfill(db: sqlite3.Connection) -> None:
+    """Count every alert already stored (a store made before the roll-ups existed), inside the caller's transaction."""
+    columns = ", ".join(LOGGED)
+    db.execute(f"INSERT INTO {LOG} ({columns}, sign) SELECT {columns}, 1 FROM alerts")
+    fold(db)
+
+
 def fold(db: sqlite3.Connection) -> None:
     """Add the logged changes to the roll-ups and empty the log (inside the caller's write transaction)."""
     for statement in FOLDS:

@@ -38,6 +38,7 @@ def open_page(page: Page, name: str) -> None:
     page.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
     expect(page.get_by_test_id("stHeading").first).to_be_visible()
     wait_for_streamlit(page)
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0)  # lazily loaded widgets have drawn
 
 
 def test_demo_alerts_show_up_live_and_a_label_reaches_the_store(demo: tuple[str, Path], page: Page, screenshots: Path) -> None:

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from fraudstream.services.runners.checkpoint import CHECKPOINT_FORMAT, Checkpoint, CheckpointFile, CheckpointMismatch
-from fraudstream.services.stores.alerts.base import Alert, AlertStore
+from fraudstream.services.stores.alerts.base import Alert, AlertQuery, AlertStore
 from fraudstream.services.stores.alerts.memory import MemoryAlertStore
 from fraudstream.services.stores.alerts.registry import BACKENDS, open_store
 from fraudstream.services.stores.alerts.sqlite import SqliteAlertStore
@@ -336,3 +336,45 @@ def test_many_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path:
         with multiprocessing.get_context("fork").Pool(8) as pool:
             errors = pool.map(_open_and_close, [path] * 16)
         assert [e for e in errors if e] == []
+
+
+def test_a_schema_2_store_is_upgraded_in_place_with_its_rollups_filled(tmp_path: Path) -> None:
+    """The demo's alerts.db from before the roll-ups opens, keeps its alerts and labels and aggregates exactly."""
+    from fraudstream.services.stores.alerts import sqlite_rollups
+
+    alerts = [Alert(f"t{i}", T0 + i * HOUR // 3, f"c{i % 4}", f"m{i % 3}", 10.0 + i, 0.5 + i / 100, 0.55, ("r",), "v1",
+                    {"merchant_category": "grocery" if i % 2 else "travel", "country": "US", "channel": "online"})
+              for i in range(40)]
+    path = tmp_path / "old.db"
+    store = SqliteAlertStore(path)
+    store.write(alerts)
+    store.set_label("t3", "fraud", "ana", T0)
+    store.close()
+    with sqlite3.connect(path) as db:  # turn it back into what fraudstream wrote at schema 2
+        for (kind, name) in db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'trigger')").fetchall():
+            if name.startswith(("rollup", "entity_totals", "runner_status")) or kind == "trigger":
+                db.execute(f"DROP {kind} {name}")
+        db.execute("PRAGMA user_version=2")
+    upgraded = SqliteAlertStore(path)
+    reference = MemoryAlertStore()
+    reference.write(alerts)
+    reference.set_label("t3", "fraud", "ana", T0)
+    try:
+        assert upgraded.get("t3").label == "fraud" and upgraded.count_alerts() == 40
+        for query in (AlertQuery(), AlertQuery(start_ms=T0 + HOUR + 5, end_ms=T0 + 9 * HOUR), AlertQuery(label="fraud")):
+            assert upgraded.alerts_over_time(query, HOUR) == reference.alerts_over_time(query, HOUR)
+            assert upgraded.count_by("merchant_category", query) == reference.count_by("merchant_category", query)
+            assert upgraded.top_entities("card", query, limit=3) == reference.top_entities("card", query, limit=3)
+            assert upgraded.histogram("score", query, [0.5, 0.6, 0.7, 1.0]) == reference.histogram("score", query, [0.5, 0.6, 0.7, 1.0])
+        assert not sqlite_rollups.pending(upgraded._db)
+    finally:
+        upgraded.close()
+
+
+def test_a_store_from_an_unknown_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    SqliteAlertStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=1")
+    with pytest.raises(ValueError, match="schema 1, this one needs 3"):
+        SqliteAlertStore(path)
