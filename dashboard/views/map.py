@@ -14,7 +14,7 @@ from fraudstream.dashboard.components import time_range
 from fraudstream.services.stores.alerts import AlertStore
 from fraudstream.services.stores.alerts.base import Alert, AlertQuery
 
-MAX_POINTS = 2_000
+MAX_POINTS = 1_000
 EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
 
 

@@ -18,14 +18,15 @@ RATE_WINDOW_MS = 24 * 3_600_000
 EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
 
 
-def bucket_ms(store: AlertStore, query: AlertQuery) -> int:
-    """Hourly buckets for up to a week, daily beyond: a chart of a few hundred points at most."""
+def over_time(store: AlertStore, query: AlertQuery) -> tuple[int, list[tuple[int, int]]]:
+    """(interval, buckets): hourly for up to a week, daily beyond, so a chart has a few hundred points at most."""
     if query.start_ms is not None and query.end_ms is not None:
-        span = query.end_ms - query.start_ms
-    else:
-        days = store.alerts_over_time(query, DAY_MS)
-        span = days[-1][0] - days[0][0] + DAY_MS if days else 0
-    return HOUR_MS if span <= 7 * DAY_MS else DAY_MS
+        interval = HOUR_MS if query.end_ms - query.start_ms <= 7 * DAY_MS else DAY_MS
+        return interval, store.alerts_over_time(query, interval)
+    days = store.alerts_over_time(query, DAY_MS)
+    if days and days[-1][0] - days[0][0] + DAY_MS > 7 * DAY_MS:
+        return DAY_MS, days
+    return HOUR_MS, store.alerts_over_time(query, HOUR_MS)
 
 
 def alert_rate_frame(statuses: list[RunnerStatus]) -> pd.DataFrame:
@@ -44,8 +45,7 @@ def alert_rate_frame(statuses: list[RunnerStatus]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["time (UTC)", "runner", "alerts per 1,000"])
 
 
-def over_time_frame(store: AlertStore, query: AlertQuery, interval_ms: int) -> pd.DataFrame:
-    buckets = store.alerts_over_time(query, interval_ms)
+def over_time_frame(buckets: list[tuple[int, int]]) -> pd.DataFrame:
     return pd.DataFrame({"time (UTC)": pd.to_datetime([b for b, _ in buckets], unit="ms", utc=True),
                          "alerts": [n for _, n in buckets]})
 
@@ -64,10 +64,10 @@ def render(store: AlertStore) -> None:
     if total == 0:
         st.info(EMPTY)
         return
-    interval = bucket_ms(store, query)
+    interval, buckets = over_time(store, query)
     per = "hour" if interval == HOUR_MS else "day"
     st.subheader(f"Alerts per {per} ({total:,} in range)")
-    st.line_chart(over_time_frame(store, query, interval), x="time (UTC)", y="alerts",
+    st.line_chart(over_time_frame(buckets), x="time (UTC)", y="alerts",
                   x_label="time (UTC)", y_label=f"alerts per {per}")
 
     rates = alert_rate_frame(store.runner_statuses(since_ms=int(time.time() * 1000) - RATE_WINDOW_MS))
@@ -87,9 +87,8 @@ def render(store: AlertStore) -> None:
     right.bar_chart(histogram_frame(store, "amount", query, AMOUNT_EDGES), x="bin", y="alerts",
                     x_label="amount (currency units, bin)", y_label="alerts")
 
-    for column, (field, title) in zip(st.columns(2) + st.columns(2), GROUP_TITLES.items()):
-        by_group = store.count_by(field, query)
-        frame = pd.DataFrame({title: list(by_group), "alerts": list(by_group.values())})
-        column.subheader(f"By {title}")
-        column.bar_chart(frame, x=title, y="alerts", x_label=title, y_label="alerts",
-                         sort=False if field == "hour" else "-alerts")
+    field = st.radio("Alerts by", list(GROUP_TITLES), format_func=GROUP_TITLES.get, horizontal=True, key="trends_group")
+    title = GROUP_TITLES[field]
+    by_group = store.count_by(field, query)
+    frame = pd.DataFrame({title: list(by_group), "alerts": list(by_group.values())})
+    st.bar_chart(frame, x=title, y="alerts", x_label=title, y_label="alerts", sort=False if field == "hour" else "-alerts")
