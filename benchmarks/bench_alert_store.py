@@ -2,15 +2,17 @@
 
 For Elasticsearch, OpenSearch and (for comparison) SQLite: write N alerts (default 1,000,000;
 ``--quick`` 50,000) in runner-sized batches and report alerts/s, then a replay of 50,000 of them
-(the rewrite path that keeps labels), then p50/p99 latency of each query the dashboard makes,
-measured from Python as the dashboard sees it (client, HTTP and JSON included). The engines' shard
-request cache is switched off for the benchmark's indices and each repetition moves the time
-window, so every answer is computed afresh (with live writes the cache is emptied at every refresh
-anyway): these are the uncached figures.
+(the rewrite path that keeps labels) and 1,000 analyst labels, then p50/p99 latency of each query the
+dashboard makes (over all alerts, the last 24 hours / 7 / 30 days, and by label state), measured from
+Python as the dashboard sees it (client, HTTP and JSON included). The engines' shard request cache
+is switched off for the benchmark's indices and each repetition moves the time window, so every
+answer is computed afresh (with live writes the cache is emptied at every refresh anyway): these
+are the uncached figures.
 
 Targets: >= 20,000 alerts/s indexed; p99 <= 100 ms at 1M alerts. Not pinned to one core (the
 engines need them); the 1-minute load average is recorded, since the machine may be shared.
-Writes benchmarks/results/alert_store.json.
+Writes benchmarks/results/alert_store.json, keeping the figures of the stores not measured this time
+(when they were measured with the same number of alerts and batch size).
 
     .venv/bin/python benchmarks/bench_alert_store.py [--quick] [--alerts N] [--stores elasticsearch,opensearch,sqlite]
 
@@ -21,6 +23,7 @@ not running before); the benchmark's indices (prefix ``fsbench``) are deleted at
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -33,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_results  # noqa: E402
+from common import RESULTS, write_results  # noqa: E402
 
-from fraudstream.services.stores.alerts.base import Alert, AlertQuery, AlertStore  # noqa: E402
+from fraudstream.services.stores.alerts.base import LABELS, UNLABELLED, Alert, AlertQuery, AlertStore  # noqa: E402
 from fraudstream.services.stores.alerts.registry import open_store  # noqa: E402
 from fraudstream.services.stores.alerts.search_engine import SearchEngineAlertStore  # noqa: E402
 
@@ -47,6 +50,9 @@ CATEGORIES = ["grocery", "gas", "restaurant", "travel", "online_retail", "electr
 COUNTRIES = ["US"] * 12 + ["CA", "MX", "GB", "FR", "DE", "BR", "NG", "RU", "CN", "IN"]
 CHANNELS = ["card_present", "online", "atm", None]
 EXTRAS = {"search_text", "top_cards_by_amount"}  # measured and reported, but outside the p99 target
+LABELLED = 1_000  # alerts given an analyst label before the queries (every n // LABELLED-th)
+DASHBOARD_SCORE_EDGES = [k / 20 for k in range(21)]  # the Trends page's histogram
+AMOUNT_EDGES = [0, 10, 25, 50, 100, 250, 500, 1000, 5000, 1e9]
 
 
 def load() -> float:
@@ -123,6 +129,12 @@ def dashboard_queries(store: AlertStore, n: int, rng: random.Random) -> dict[str
     def everything(i: int) -> AlertQuery:  # all but the last i+1 minutes: never the same query twice
         return AlertQuery(end_ms=end - (i + 1) * 60_000)
 
+    def last(days: int, i: int, label: str | None = None) -> AlertQuery:  # the last days, start moved by i ms
+        return AlertQuery(start_ms=end - days * day + i, end_ms=end, label=label)
+
+    def labelled(i: int, label: str) -> AlertQuery:
+        return AlertQuery(end_ms=end - (i + 1) * 60_000, label=label)
+
     def window(i: int) -> AlertQuery:
         start = T0 + (i * 7919 % (DAYS - 1)) * day
         return AlertQuery(start_ms=start, end_ms=start + day)
@@ -147,12 +159,27 @@ def dashboard_queries(store: AlertStore, n: int, rng: random.Random) -> dict[str
         "top_merchants_by_amount": lambda i: store.top_entities("merchant", everything(i), "amount", 10),
         "top_cards_by_amount": lambda i: store.top_entities("card", everything(i), "amount", 10),
         "histogram_score": lambda i: store.histogram("score", everything(i), [0.55 + k * 0.025 for k in range(19)]),
-        "histogram_amount": lambda i: store.histogram("amount", everything(i), [0, 10, 25, 50, 100, 250, 500, 1000, 5000, 1e9]),
+        "histogram_amount": lambda i: store.histogram("amount", everything(i), AMOUNT_EDGES),
+        "histogram_score_dashboard_edges": lambda i: store.histogram("score", everything(i), DASHBOARD_SCORE_EDGES),
         "count_by_merchant_category": lambda i: store.count_by("merchant_category", everything(i)),
         "count_by_country": lambda i: store.count_by("country", everything(i)),
         "count_by_channel": lambda i: store.count_by("channel", everything(i)),
         "count_by_hour": lambda i: store.count_by("hour", everything(i)),
         "count_alerts": lambda i: store.count_alerts(everything(i)),
+        "count_alerts_7d": lambda i: store.count_alerts(last(7, i)),
+        "count_by_hour_24h": lambda i: store.count_by("hour", last(1, i)),
+        "count_by_country_7d": lambda i: store.count_by("country", last(7, i)),
+        "histogram_score_7d": lambda i: store.histogram("score", last(7, i), DASHBOARD_SCORE_EDGES),
+        "histogram_amount_7d": lambda i: store.histogram("amount", last(7, i), AMOUNT_EDGES),
+        "histogram_amount_30d": lambda i: store.histogram("amount", last(30, i), AMOUNT_EDGES),
+        "top_merchants_by_amount_24h": lambda i: store.top_entities("merchant", last(1, i), "amount", 10),
+        "top_cards_by_count_7d": lambda i: store.top_entities("card", last(7, i), "count", 10),
+        "top_cards_by_count_30d": lambda i: store.top_entities("card", last(30, i), "count", 10),
+        "count_alerts_fraud": lambda i: store.count_alerts(labelled(i, "fraud")),
+        "count_by_category_unlabelled": lambda i: store.count_by("merchant_category", labelled(i, UNLABELLED)),
+        "histogram_score_unlabelled": lambda i: store.histogram("score", labelled(i, UNLABELLED), DASHBOARD_SCORE_EDGES),
+        "top_cards_by_count_unlabelled": lambda i: store.top_entities("card", labelled(i, UNLABELLED), "count", 10),
+        "top_merchants_by_amount_fraud": lambda i: store.top_entities("merchant", labelled(i, "fraud"), "amount", 10),
     }
 
 
@@ -172,7 +199,7 @@ def measure_queries(store: AlertStore, n: int, repeats: int) -> dict[str, dict[s
 
 
 def bench_store(name: str, store: AlertStore, n: int, batch: int, repeats: int) -> dict[str, Any]:
-    figures: dict[str, Any] = {"load_before": load()}
+    figures: dict[str, Any] = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": load()}
     written, elapsed = 0, 0.0
     for alerts in generate(n, batch):
         started = time.perf_counter()
@@ -189,6 +216,10 @@ def bench_store(name: str, store: AlertStore, n: int, batch: int, repeats: int) 
         store.write(replay[k:k + batch])
     figures["rewrite_per_s"] = round(len(replay) / (time.perf_counter() - started))
     print(f"{name}: rewrote {len(replay):,} alerts at {figures['rewrite_per_s']:,} alerts/s", flush=True)
+    started = time.perf_counter()
+    for k in range(LABELLED):
+        store.set_label(f"tx-{k * (n // LABELLED):09d}", LABELS[k % len(LABELS)], "bench", T0 + k)
+    figures["label_per_s"] = round(LABELLED / (time.perf_counter() - started))
     if isinstance(store, SearchEngineAlertStore):
         started = time.perf_counter()
         store.refresh()
@@ -248,8 +279,25 @@ def main() -> None:
             store.close()
     for name in started_here:
         subprocess.run([str(ROOT / "scripts" / "services" / name), "stop"], capture_output=True, timeout=120, cwd=ROOT)
-    path = write_results("alert_store", results)
+    path = write_results("alert_store", keep_other_stores(results))
     print(f"wrote {path}")
+
+
+def keep_other_stores(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` plus the previous file's figures for stores not measured now (same alerts and batch only)."""
+    previous_file = RESULTS / "alert_store.json"
+    if not previous_file.exists():
+        return results
+    previous = json.loads(previous_file.read_text())
+    if (previous.get("alerts"), previous.get("batch")) != (results["alerts"], results["batch"]):
+        print(f"not keeping the other stores' figures of {previous_file.name}: measured with other --alerts / --batch")
+        return results
+    for name, figures in previous.get("stores", {}).items():
+        if name not in results["stores"]:
+            figures.setdefault("measured_at", previous.get("measured_at"))
+            results["stores"][name] = figures
+            print(f"kept the figures of {name} measured at {figures['measured_at']}")
+    return results
 
 
 if __name__ == "__main__":

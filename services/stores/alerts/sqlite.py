@@ -9,11 +9,14 @@ that triggers keep exact (:mod:`fraudstream.services.stores.alerts.sqlite_rollup
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fraudstream.services.stores.alerts import sqlite_rollups as rollups
 from fraudstream.services.stores.alerts.base import (
@@ -34,8 +37,13 @@ from fraudstream.services.stores.alerts.base import (
 )
 from fraudstream.services.stores.dead_letters import DeadLetter
 
-SCHEMA_VERSION = 3  # 3: roll-up tables and their triggers, runner heartbeats
-UPGRADABLE = (2,)  # older schemas this version upgrades in place when it opens them
+T = TypeVar("T")
+
+SCHEMA_VERSION = 4  # 3: roll-ups, runner heartbeats; 4: amount roll-ups, covering indexes for aggregations
+UPGRADABLE = (2, 3)  # older schemas this version upgrades in place when it opens them
+REBUILT_INDEXES = ("alerts_score", "alerts_amount", "alerts_card", "alerts_merchant")  # their columns changed in 4
+# The score, amount, card and merchant indexes end with the time (and the amount): a count of a score range in
+# a time range, or the top cards of a month, reads only the index.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     transaction_id TEXT PRIMARY KEY,
@@ -58,10 +66,10 @@ CREATE TABLE IF NOT EXISTS alerts (
     label_note TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts (timestamp_ms, transaction_id);
-CREATE INDEX IF NOT EXISTS alerts_score ON alerts (score, transaction_id);
-CREATE INDEX IF NOT EXISTS alerts_amount ON alerts (amount, transaction_id);
-CREATE INDEX IF NOT EXISTS alerts_card ON alerts (card_id, timestamp_ms);
-CREATE INDEX IF NOT EXISTS alerts_merchant ON alerts (merchant_id, timestamp_ms);
+CREATE INDEX IF NOT EXISTS alerts_score ON alerts (score, transaction_id, timestamp_ms);
+CREATE INDEX IF NOT EXISTS alerts_amount ON alerts (amount, transaction_id, timestamp_ms);
+CREATE INDEX IF NOT EXISTS alerts_card ON alerts (card_id, timestamp_ms, amount);
+CREATE INDEX IF NOT EXISTS alerts_merchant ON alerts (merchant_id, timestamp_ms, amount);
 CREATE INDEX IF NOT EXISTS alerts_label ON alerts (label, score);
 CREATE TABLE IF NOT EXISTS label_events (
     transaction_id TEXT NOT NULL,
@@ -112,10 +120,23 @@ ON CONFLICT (transaction_id) DO UPDATE SET
 SORT_COLUMNS = {"time": "timestamp_ms", "score": "score", "amount": "amount"}
 
 
+def _serialised(method: Callable[..., T]) -> Callable[..., T]:
+    """Run the method under the store's lock: the dashboard shares one store (one connection) across sessions,
+    and sqlite3 transactions on one connection must not interleave between threads."""
+
+    @functools.wraps(method)
+    def locked(self: SqliteAlertStore, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class SqliteAlertStore:
     """Alerts, labels and dead letters in one SQLite database (WAL mode; one transaction per batch)."""
 
     def __init__(self, path: str | Path) -> None:
+        self._lock = threading.RLock()
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -152,11 +173,13 @@ class SqliteAlertStore:
                     f"{self.path} was made by another fraudstream version (schema {version}, this one needs "
                     f"{SCHEMA_VERSION}); use another store path or delete it"
                 )
+            for index in REBUILT_INDEXES if upgrading else ():
+                self._db.execute(f"DROP INDEX IF EXISTS {index}")
             for statement in (*SCHEMA.split(";"), *rollups.STATEMENTS):
                 if statement.strip():
                     self._db.execute(statement)
             if upgrading:
-                rollups.backfill(self._db)
+                rollups.rebuild(self._db)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -166,6 +189,7 @@ class SqliteAlertStore:
 
     # ------------------------------------------------------------------ writes
 
+    @_serialised
     def write(self, alerts: Sequence[Alert], dead_letters: Sequence[DeadLetter] = ()) -> None:
         with self._db:
             if alerts:
@@ -188,6 +212,7 @@ class SqliteAlertStore:
                 )
             rollups.fold(self._db)
 
+    @_serialised
     def set_label(self, transaction_id: str, label: str, analyst: str, at_ms: int, note: str = "") -> Alert:
         check_label(label)
         with self._db:
@@ -214,10 +239,12 @@ class SqliteAlertStore:
                 rollups.fold(self._db)
         return self._db
 
+    @_serialised
     def get(self, transaction_id: str) -> Alert | None:
         row = self._db.execute(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE transaction_id=?", (transaction_id,)).fetchone()
         return _alert(row) if row else None
 
+    @_serialised
     def search(self, query: AlertQuery = AlertQuery(), sort: str = "time", limit: int = 50, cursor: str | None = None) -> Page:
         check_search(sort, limit)
         total = rollups.count_alerts(self._folded(), query)
@@ -234,9 +261,11 @@ class SqliteAlertStore:
         alerts = [_alert(r) for r in rows[:limit]]
         return Page(alerts, total, encode_cursor(alerts[-1], sort) if len(rows) > limit else None)
 
+    @_serialised
     def count_alerts(self, query: AlertQuery | None = None) -> int:
         return rollups.count_alerts(self._folded(), query or AlertQuery())
 
+    @_serialised
     def label_history(self, transaction_id: str) -> list[LabelEvent]:
         rows = self._db.execute(
             "SELECT transaction_id, label, analyst, at_ms, note FROM label_events WHERE transaction_id=? "
@@ -245,47 +274,57 @@ class SqliteAlertStore:
         ).fetchall()
         return [LabelEvent(*row) for row in rows]
 
+    @_serialised
     def alerts_over_time(self, query: AlertQuery, interval_ms: int) -> list[tuple[int, int]]:
         return rollups.alerts_over_time(self._folded(), query, interval_ms)
 
+    @_serialised
     def top_entities(self, entity: str, query: AlertQuery, by: str = "count", limit: int = 10) -> list[EntityStat]:
         if entity not in ENTITIES or by not in ("count", "amount"):
             raise ValueError(f"entity must be card or merchant and by count or amount, got {entity!r}, {by!r}")
         return rollups.top_entities(self._folded(), entity, query, by, limit)
 
+    @_serialised
     def histogram(self, field: str, query: AlertQuery, edges: Sequence[float]) -> list[int]:
         if field not in ("score", "amount") or len(edges) < 2:
             raise ValueError("histogram needs field score or amount and at least two edges")
         return rollups.histogram(self._folded(), field, query, edges)
 
+    @_serialised
     def count_by(self, field: str, query: AlertQuery) -> dict[str, int]:
         if field not in GROUPINGS:
             raise ValueError(f"field must be one of {', '.join(GROUPINGS)}, got {field!r}")
         return rollups.count_by(self._folded(), field, query)
 
+    @_serialised
     def write_status(self, status: RunnerStatus) -> None:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO runner_status VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              dataclasses.astuple(status))
 
+    @_serialised
     def runner_statuses(self, since_ms: int = 0) -> list[RunnerStatus]:
         rows = self._db.execute(
             "SELECT * FROM (SELECT * FROM runner_status WHERE at_ms >= ? ORDER BY at_ms DESC, runner DESC LIMIT ?) "
             "ORDER BY at_ms, runner", (since_ms, MAX_STATUSES)).fetchall()
         return [RunnerStatus(*row[:9], finished=bool(row[9])) for row in rows]
 
+    @_serialised
     def count_dead_letters(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
 
+    @_serialised
     def recent_alerts(self, limit: int = 20) -> list[Alert]:
         return self.search(AlertQuery(), "time", limit).alerts if limit > 0 else []
 
+    @_serialised
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self._db.execute(
             "SELECT source, position, field, reason, raw FROM dead_letters ORDER BY key LIMIT ?", (limit,)
         ).fetchall()
         return [DeadLetter(*row) for row in rows]
 
+    @_serialised
     def close(self) -> None:
         self._db.close()
 

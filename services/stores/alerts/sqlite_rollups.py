@@ -2,36 +2,108 @@
 
 Scanning a million alerts for every dashboard chart takes 0.2-2 s, so the store keeps summaries:
 alerts per hour and label; per hour, label and category / country / channel; per day and per hour,
-label and 1/200 score bin; per card and merchant (count and amount). Triggers on ``alerts`` log every
-change (a new row +1, a gone row -1: an insert, a delete, a replacing upsert, a relabel), and the
-store folds the log into the summaries at the end of each write, in the same transaction: one
-set-based upsert per summary per batch costs far less than eight upserts per alert in the triggers.
-A change made behind the store's back waits in the log and is folded before the next read.
+label and score bin (1/200 steps) or amount bin (1, 2, 2.5, 5 x 10^k); per card and merchant (count
+and amount). Triggers on ``alerts`` log every change (a new row +1, a gone row -1: an insert, a
+delete, a replacing upsert, a relabel), and the store folds the log into the summaries at the end of
+each write, in the same transaction: one set-based upsert per summary per batch costs far less than
+eight upserts per alert in the triggers. A change made behind the store's back waits in the log and
+is folded before the next read.
 
 A query filtered by at most a time range and a label is answered from the full days / hours the
-roll-ups hold plus the raw alerts of the partial hours at its two edges. Top cards / merchants and
-histograms the roll-ups cannot answer start from all-time totals and subtract the alerts outside the
-query, when those are fewer than the ones inside. Anything else runs plain SQL over ``alerts``.
-Every plan gives exactly the answer of :meth:`AlertQuery.matches`.
+roll-ups hold plus the raw alerts of the partial hours at its two edges (histograms when their edges
+lie on a bin grid). Top cards / merchants, and histograms with other edges, take the cheapest exact
+plan: the matching alerts through the time index, all-time totals less the alerts outside the query,
+or one pass over a covering index. Anything else runs plain SQL over ``alerts``. Every plan gives
+exactly the answer of :meth:`AlertQuery.matches`.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from fraudstream.services.stores.alerts.base import HOUR_MS, LABELS, UNLABELLED, AlertQuery, EntityStat
 
-SCORE_GRID = 200  # score bins of 1/200: histogram edges k/200 (steps of 0.005, 0.01, 0.025, 0.05, ...) align
+DAY_MS = 24 * HOUR_MS
 GROUP_FIELDS = ("merchant_category", "country", "channel")
 ENTITY_COLUMNS = {"card": "card_id", "merchant": "merchant_id"}
 TIME_INDEX = "alerts INDEXED BY alerts_time"
-DAY_MS = 24 * HOUR_MS
 LOG = "rollup_log"
 LOGGED = ("timestamp_ms", "label", "score", "merchant_category", "country", "channel", "card_id", "merchant_id", "amount")
+# Costs relative to reading one alert through the time index, measured at a million alerts, for choosing a
+# plan: passing one entry of a covering index, counting one that matches, and scanning the per-card /
+# per-merchant totals (as a share of all alerts).
+INDEX_ENTRY, INDEX_MATCH, TOTALS_SHARE = 1 / 20, 1 / 10, 1 / 20
+
+
+def floor_to(value: str, step: int) -> str:
+    """SQL rounding ``value`` down to a multiple of ``step`` (a floor, like Python's ``//``, for negatives too)."""
+    return f"({value} - (({value} % {step}) + {step}) % {step})"
+
+
+# ---------------------------------------------------------------------------------------------- bin grids
+
+
+SCORE_STEPS = 200
+SCORE_POINTS = tuple(k / SCORE_STEPS for k in range(SCORE_STEPS + 1))  # 0, 0.005, ..., 1
+AMOUNT_POINTS = (0.0, *(m * 10.0**k for k in range(12) for m in (1, 2, 2.5, 5)))  # 0, 1, 2, 2.5, 5, 10, ..., 5e11
+
+
+def score_bin(score: str) -> str:
+    """SQL for the bin of ``score`` on SCORE_POINTS: 2k when it equals point k, 2k+1 strictly between points k and k+1.
+
+    Computed, not searched: k/200 in SQL is the same double as in Python. Scores below 0 get -1, above 1 get 401.
+    """
+    k = f"CAST({score} * {SCORE_STEPS} AS INTEGER)"  # the true k, or one off when the product rounded
+    low, high = f"{k} / {SCORE_STEPS}.0", f"({k} + 1) / {SCORE_STEPS}.0"
+    return (
+        f"CASE WHEN {score} < 0 THEN -1 WHEN {score} > 1 THEN {2 * SCORE_STEPS + 1} ELSE 2 * {k} + CASE "
+        f"WHEN {score} < {low} THEN -1 WHEN {score} = {low} THEN 0 WHEN {score} < {high} THEN 1 "
+        f"WHEN {score} = {high} THEN 2 ELSE 3 END END"
+    )
+
+
+def amount_bin(amount: str) -> str:
+    """SQL for the bin of ``amount`` on AMOUNT_POINTS (2j on point j, 2j+1 above it), a binary search of CASEs.
+
+    The points are integers or 2.5, written exactly in SQL; amounts below 0 get -1.
+    """
+    def search(lo: int, hi: int) -> str:  # amount is in [point lo, point hi)
+        if hi - lo == 1:
+            return f"CASE WHEN {amount} = {AMOUNT_POINTS[lo]!r} THEN {2 * lo} ELSE {2 * lo + 1} END"
+        mid = (lo + hi) // 2
+        return f"CASE WHEN {amount} < {AMOUNT_POINTS[mid]!r} THEN {search(lo, mid)} ELSE {search(mid, hi)} END"
+
+    return f"CASE WHEN {amount} < 0 THEN -1 ELSE {search(0, len(AMOUNT_POINTS))} END"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Histogram edges on these points are answered from the field's roll-ups (days and hours)."""
+
+    field: str
+    points: tuple[float, ...]
+    bin: Callable[[str], str]
+
+    def tables(self) -> dict[int, str]:
+        return {DAY_MS: f"rollup_{self.field}_days", HOUR_MS: f"rollup_{self.field}_hours"}
+
+    def positions(self, edges: Sequence[float]) -> list[int] | None:
+        """The point index of each edge, or None unless every edge is a point and they increase."""
+        index = {point: j for j, point in enumerate(self.points)}
+        positions = [index.get(edge) for edge in edges]
+        if None in positions or not _increasing(positions):
+            return None
+        return positions
+
+
+GRIDS = {"score": Grid("score", SCORE_POINTS, score_bin), "amount": Grid("amount", AMOUNT_POINTS, amount_bin)}
+
+
+# ---------------------------------------------------------------------------------------------- tables and triggers
+
 
 TABLES = (  # period_ms: the start of the hour (or day) the row counts
     """CREATE TABLE IF NOT EXISTS rollup_hours (
@@ -44,33 +116,14 @@ TABLES = (  # period_ms: the start of the hour (or day) the row counts
         f"""CREATE TABLE IF NOT EXISTS {table} (
     period_ms INTEGER NOT NULL, label TEXT NOT NULL, bin INTEGER NOT NULL, alerts INTEGER NOT NULL,
     PRIMARY KEY (period_ms, label, bin)) WITHOUT ROWID"""
-        for table in ("rollup_score_days", "rollup_score_hours")
+        for grid in GRIDS.values()
+        for table in grid.tables().values()
     ),
     """CREATE TABLE IF NOT EXISTS entity_totals (
     entity TEXT NOT NULL, key TEXT NOT NULL, alerts INTEGER NOT NULL, amount REAL NOT NULL,
     PRIMARY KEY (entity, key)) WITHOUT ROWID""",
     f"CREATE TABLE IF NOT EXISTS {LOG} ({', '.join(LOGGED)}, sign INTEGER NOT NULL)",
 )
-
-
-def floor_to(value: str, step: int) -> str:
-    """SQL rounding ``value`` down to a multiple of ``step`` (a floor, like Python's ``//``, for negatives too)."""
-    return f"({value} - (({value} % {step}) + {step}) % {step})"
-
-
-def score_bin(score: str) -> str:
-    """SQL for the score bin of ``score``: 2k when it equals k/GRID, 2k+1 strictly between k/GRID and (k+1)/GRID.
-
-    Keeping the grid points in bins of their own makes a histogram with edges on the grid exact whatever
-    the float rounding; scores below 0 or above 1 get bins -1 and 2*GRID+1 that no aligned edge covers.
-    """
-    k = f"CAST({score} * {SCORE_GRID} AS INTEGER)"  # the true k, or one off when the product rounded
-    low, high = f"{k} / {SCORE_GRID}.0", f"({k} + 1) / {SCORE_GRID}.0"
-    return (
-        f"CASE WHEN {score} < 0 THEN -1 WHEN {score} > 1 THEN {2 * SCORE_GRID + 1} ELSE 2 * {k} + CASE "
-        f"WHEN {score} < {low} THEN -1 WHEN {score} = {low} THEN 0 WHEN {score} < {high} THEN 1 "
-        f"WHEN {score} = {high} THEN 2 ELSE 3 END END"
-    )
 
 
 @dataclass(frozen=True)
@@ -95,13 +148,15 @@ class Rollup:
 
 
 LABEL_KEY = "coalesce({r}.label, '')"
-HOUR_KEYS = {"period_ms": floor_to("{r}.timestamp_ms", HOUR_MS), "label": LABEL_KEY}
-DAY_KEYS = {"period_ms": floor_to("{r}.timestamp_ms", DAY_MS), "label": LABEL_KEY}
+PERIOD_KEYS = {grain: {"period_ms": floor_to("{r}.timestamp_ms", grain), "label": LABEL_KEY} for grain in (DAY_MS, HOUR_MS)}
 ROLLUPS = (
-    Rollup("rollup_hours", HOUR_KEYS),
-    *(Rollup("rollup_groups", {"field": f"'{f}'", **HOUR_KEYS, "value": f"coalesce({{r}}.{f}, 'unknown')"}) for f in GROUP_FIELDS),
-    Rollup("rollup_score_days", {**DAY_KEYS, "bin": score_bin("{r}.score")}),
-    Rollup("rollup_score_hours", {**HOUR_KEYS, "bin": score_bin("{r}.score")}),
+    Rollup("rollup_hours", PERIOD_KEYS[HOUR_MS]),
+    *(Rollup("rollup_groups", {"field": f"'{f}'", **PERIOD_KEYS[HOUR_MS], "value": f"coalesce({{r}}.{f}, 'unknown')"}) for f in GROUP_FIELDS),
+    *(
+        Rollup(table, {**PERIOD_KEYS[grain], "bin": grid.bin(f"{{r}}.{grid.field}")})
+        for grid in GRIDS.values()
+        for grain, table in grid.tables().items()
+    ),
     *(Rollup("entity_totals", {"entity": f"'{e}'", "key": f"{{r}}.{c}"}, amount=True) for e, c in ENTITY_COLUMNS.items()),
 )
 FOLDS = (*(rollup.fold() for rollup in ROLLUPS), f"DELETE FROM {LOG}")
@@ -125,18 +180,19 @@ def pending(db: sqlite3.Connection) -> bool:
     return bool(db.execute(f"SELECT EXISTS (SELECT 1 FROM {LOG})").fetchone()[0])
 
 
-def backfill(db: sqlite3.Connection) -> None:
-    """Count every alert already stored (a store made before the roll-ups existed), inside the caller's transaction."""
-    columns = ", ".join(LOGGED)
-    db.execute(f"INSERT INTO {LOG} ({columns}, sign) SELECT {columns}, 1 FROM alerts")
-    fold(db)
-
-
 def fold(db: sqlite3.Connection) -> None:
     """Add the logged changes to the roll-ups and empty the log (inside the caller's write transaction)."""
     for statement in FOLDS:
         db.execute(statement)
 
+
+def rebuild(db: sqlite3.Connection) -> None:
+    """Recount every roll-up from the stored alerts (a store from an older schema), inside the caller's transaction."""
+    for table in dict.fromkeys(rollup.table for rollup in ROLLUPS):
+        db.execute(f"DELETE FROM {table}")
+    columns = ", ".join(LOGGED)
+    db.execute(f"INSERT INTO {LOG} ({columns}, sign) SELECT {columns}, 1 FROM alerts")
+    fold(db)
 
 
 # ---------------------------------------------------------------------------------------------- plans
@@ -199,14 +255,15 @@ class Span:
         return " AND ".join(clauses), params
 
 
+Piece = tuple[AlertQuery, int]  # alerts matching the query, added (+1) or subtracted (-1)
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Where an answer comes from: summary rows, plus (+1) or minus (-1) pieces of ``alerts``, plus the
-    all-time totals when ``totals``."""
+    """Where an answer comes from: summary rows plus or minus pieces of ``alerts``."""
 
     spans: tuple[Span, ...]
-    pieces: tuple[tuple[AlertQuery, int], ...]
-    totals: bool = False
+    pieces: tuple[Piece, ...]
 
     @staticmethod
     def raw(query: AlertQuery) -> Plan:
@@ -246,20 +303,22 @@ def _cover(start: Bound, end: Bound, grains: tuple[int, ...]) -> tuple[list[tupl
     return spans, gaps
 
 
-def totals_plan(db: sqlite3.Connection, query: AlertQuery) -> Plan:
-    """All-time totals minus the alerts outside the query, when those are fewer than the ones inside."""
-    if not time_and_label_only(query) or query.label in LABELS:
-        return Plan.raw(query)  # a specific label: its alerts are few, read them
-    inside, everything = count_alerts(db, query), count_alerts(db, AlertQuery())
-    if inside <= everything - inside:  # also every empty range, whose outside pieces would overlap
-        return Plan.raw(query)
+def outside(query: AlertQuery) -> tuple[Piece, ...]:
+    """Disjoint pieces that, subtracted from all alerts, leave those matching a time-and-unlabelled query."""
     start, end = query.start_ms, query.end_ms
-    outside = [AlertQuery(end_ms=start)] if start is not None else []
+    pieces = [AlertQuery(end_ms=start)] if start is not None else []
     if end is not None:
-        outside.append(AlertQuery(start_ms=end))
+        pieces.append(AlertQuery(start_ms=end))
     if query.label == UNLABELLED:
-        outside += [AlertQuery(start_ms=start, end_ms=end, label=label) for label in LABELS]
-    return Plan((), tuple((piece, -1) for piece in outside), totals=True)
+        pieces += [AlertQuery(start_ms=start, end_ms=end, label=label) for label in LABELS]
+    return tuple((piece, -1) for piece in pieces)
+
+
+def labelled_inside(query: AlertQuery) -> tuple[Piece, ...]:
+    """Pieces that, subtracted from the alerts of the query's time range, leave its unlabelled ones."""
+    if query.label != UNLABELLED:
+        return ()
+    return tuple((AlertQuery(start_ms=query.start_ms, end_ms=query.end_ms, label=label), -1) for label in LABELS)
 
 
 def _source(piece: AlertQuery) -> str:
@@ -271,18 +330,13 @@ def _source(piece: AlertQuery) -> str:
     return TIME_INDEX if timed and time_and_label_only(piece) and piece.label not in LABELS else "alerts"
 
 
-def _union(plan: Plan, raw: str, summaries: Mapping[int, str] = MappingProxyType({}), totals: str = "",
-           totals_head: Sequence = (), raw_head: Sequence = ()) -> tuple[str, list]:
+def _union(plan: Plan, raw: str, summaries: Mapping[int, str] = MappingProxyType({}), raw_head: Sequence = ()) -> tuple[str, list]:
     """The plan as one UNION ALL (one statement, so one consistent snapshot) with its parameters.
 
-    ``summaries`` read the summary rows of each grain (``{span}`` is their condition), ``totals`` the all-time
-    totals, ``raw`` one piece of ``alerts`` (``{source}``, ``{where}``, ``{sign}``); the heads are the
-    parameters a query uses before its condition.
+    ``summaries`` read the summary rows of each grain (``{span}`` is their condition), ``raw`` one piece of
+    ``alerts`` (``{source}``, ``{where}``, ``{sign}``); ``raw_head`` are the parameters ``raw`` uses first.
     """
     arms, params = [], []
-    if plan.totals:
-        arms.append(totals)
-        params += totals_head
     for span in plan.spans:
         condition, values = span.sql()
         arms.append(summaries[span.grain].format(span=condition))
@@ -292,6 +346,11 @@ def _union(plan: Plan, raw: str, summaries: Mapping[int, str] = MappingProxyType
         arms.append(raw.format(source=_source(piece), where=condition, sign=sign))
         params += [*raw_head, *values]
     return " UNION ALL ".join(arms), params
+
+
+def _sizes(db: sqlite3.Connection, query: AlertQuery) -> tuple[int, int]:
+    """``(alerts matching, all alerts)``, both from the roll-ups, to choose a plan."""
+    return count_alerts(db, query), count_alerts(db, AlertQuery())
 
 
 # ---------------------------------------------------------------------------------------------- aggregations
@@ -335,18 +394,21 @@ def count_by(db: sqlite3.Connection, field: str, query: AlertQuery) -> dict[str,
 
 
 def histogram(db: sqlite3.Connection, field: str, query: AlertQuery, edges: Sequence[float]) -> list[int]:
-    """Alerts per bin ``[edges[i], edges[i+1])``, the last bin closed: from the score roll-ups when the edges
-    lie on their grid, else from index counts less the alerts outside the query, else from ``alerts``."""
+    """Alerts per bin ``[edges[i], edges[i+1])``, the last bin closed: from the field's roll-ups when the edges
+    lie on its grid, else from range counts on the field's covering index or from the matching alerts."""
     bins = len(edges) - 1
     cases = " ".join(f"WHEN {field} >= ? AND {field} {'<=' if i == bins - 1 else '<'} ? THEN {i}" for i in range(bins))
     bounds = [v for i in range(bins) for v in (edges[i], edges[i + 1])]
     raw = f"SELECT CASE {cases} END AS b, {{sign}} * count(*) AS n FROM {{source}} WHERE {{where}} GROUP BY b"
-    grid = _on_score_grid(edges) if field == "score" else None
-    if grid is not None:
-        summaries = {DAY_MS: _score_bins_sql(grid, "rollup_score_days"), HOUR_MS: _score_bins_sql(grid, "rollup_score_hours")}
-        union, params = _union(rollup_plan(query, (DAY_MS, HOUR_MS)), raw, summaries, raw_head=bounds)
-    elif _increasing(edges):
-        union, params = _union(totals_plan(db, query), raw, totals=_index_counts_sql(field, bins), totals_head=bounds, raw_head=bounds)
+    grid = GRIDS[field]
+    positions = grid.positions(edges)
+    if positions is not None:
+        summaries = {grain: _grid_bins_sql(positions, table) for grain, table in grid.tables().items()}
+        union, params = _union(rollup_plan(query, (DAY_MS, HOUR_MS)), raw, summaries, bounds)
+    elif _increasing(edges) and time_and_label_only(query) and query.label not in LABELS and _index_is_cheaper(db, query):
+        union, params = _index_counts(field, edges, query)
+        more, more_params = _union(Plan((), labelled_inside(query)), raw, raw_head=bounds)
+        union, params = (f"{union} UNION ALL {more}", params + more_params) if more else (union, params)
     else:
         union, params = _union(Plan.raw(query), raw, raw_head=bounds)
     counts = [0] * bins
@@ -356,57 +418,77 @@ def histogram(db: sqlite3.Connection, field: str, query: AlertQuery, edges: Sequ
     return counts
 
 
-def _on_score_grid(edges: Sequence[float]) -> list[int] | None:
-    """The grid points k (edge = k/GRID exactly) of strictly increasing edges in [0, 1], or None."""
-    if not all(isinstance(e, (int, float)) and math.isfinite(e) for e in edges):
-        return None
-    points = [round(e * SCORE_GRID) for e in edges]
-    on_grid = all(0 <= k <= SCORE_GRID and k / SCORE_GRID == e for k, e in zip(points, edges))
-    return points if on_grid and _increasing(points) else None
-
-
 def _increasing(values: Sequence[float]) -> bool:
     return all(a < b for a, b in zip(values, values[1:]))
 
 
-def _score_bins_sql(grid: list[int], table: str) -> str:
-    """Histogram bins from a score roll-up: bin i holds score bins [2*k_i, 2*k_(i+1)), the last one closed."""
-    last = len(grid) - 2
+def _grid_bins_sql(positions: list[int], table: str) -> str:
+    """Histogram bins from a bin-grid roll-up: bin i holds grid bins [2*p_i, 2*p_(i+1)), the last one closed."""
+    last = len(positions) - 2
     cases = " ".join(
-        f"WHEN bin >= {2 * grid[i]} AND bin {'<=' if i == last else '<'} {2 * grid[i + 1]} THEN {i}" for i in range(last + 1)
+        f"WHEN bin >= {2 * positions[i]} AND bin {'<=' if i == last else '<'} {2 * positions[i + 1]} THEN {i}" for i in range(last + 1)
     )
     return f"SELECT CASE {cases} END AS b, n FROM (SELECT bin, sum(alerts) AS n FROM {table} WHERE {{span}} GROUP BY bin)"
 
 
-def _index_counts_sql(field: str, bins: int) -> str:
-    """All-time bin counts, each a range count on the field's index."""
-    return " UNION ALL ".join(
-        f"SELECT {i} AS b, count(*) AS n FROM alerts WHERE {field} >= ? AND {field} {'<=' if i == bins - 1 else '<'} ?"
+def _index_is_cheaper(db: sqlite3.Connection, query: AlertQuery) -> bool:
+    """Whether one pass over a covering index costs less than reading the query's alerts through the time index."""
+    inside, everything = _sizes(db, query)
+    return _index_cost(inside, everything) < inside
+
+
+def _index_cost(inside: int, everything: int) -> float:
+    return everything * INDEX_ENTRY + inside * INDEX_MATCH
+
+
+def _index_counts(field: str, edges: Sequence[float], query: AlertQuery) -> tuple[str, list]:
+    """Bin counts of the query's time range (any label), each a range count on the field's covering index."""
+    condition, values = where(AlertQuery(start_ms=query.start_ms, end_ms=query.end_ms))
+    bins = len(edges) - 1
+    arms = [
+        f"SELECT {i} AS b, count(*) AS n FROM alerts INDEXED BY alerts_{field} "
+        f"WHERE {field} >= ? AND {field} {'<=' if i == bins - 1 else '<'} ? AND {condition}"
         for i in range(bins)
-    )
+    ]
+    return " UNION ALL ".join(arms), [v for i in range(bins) for v in (edges[i], edges[i + 1], *values)]
 
 
 def top_entities(db: sqlite3.Connection, entity: str, query: AlertQuery, by: str, limit: int) -> list[EntityStat]:
-    """The ``limit`` cards or merchants with most alerts or alerted amount: from the totals table less the
-    alerts outside the query when those are fewer, else by grouping the matching alerts."""
+    """The ``limit`` cards or merchants with most alerts or alerted amount, by the cheapest exact plan: grouping
+    the matching alerts, the totals table less the alerts outside the query, or one pass over the entity's index."""
     order = "n DESC, amt DESC, key DESC" if by == "count" else "amt DESC, n DESC, key DESC"
-    raw = f"SELECT {ENTITY_COLUMNS[entity]} AS key, count(*) AS n, sum(amount) AS amt FROM {{source}} WHERE {{where}} GROUP BY key"
-    plan = totals_plan(db, query)
-    if not plan.totals:
-        union, params = _union(plan, raw)
-        sql = f"{union} ORDER BY {order} LIMIT ?"
+    column = ENTITY_COLUMNS[entity]
+    raw = f"SELECT {column} AS key, count(*) AS n, sum(amount) AS amt FROM {{source}} WHERE {{where}} GROUP BY key"
+    plan = _entity_plan(db, query)
+    if plan == "totals":
+        sql, params = _totals_less(raw, outside(query), entity, order)
+    elif plan == "index":
+        condition, params = where(query)
+        sql = f"{raw.format(source=f'alerts INDEXED BY alerts_{entity}', where=condition)} ORDER BY {order} LIMIT ?"
     else:
-        sql, params = _totals_less(raw, plan.pieces, entity, order)
+        union, params = _union(Plan.raw(query), raw)
+        sql = f"{union} ORDER BY {order} LIMIT ?"
     rows = db.execute(sql, [*params, limit]).fetchall()
     return [EntityStat(k, int(n), float(amt)) for k, n, amt in rows]
 
 
-def _totals_less(raw: str, pieces: tuple[tuple[AlertQuery, int], ...], entity: str, order: str) -> tuple[str, list]:
+def _entity_plan(db: sqlite3.Connection, query: AlertQuery) -> str:
+    """"raw", "totals" or "index", whichever reads least (a specific label's alerts are few: raw)."""
+    if not time_and_label_only(query) or query.label in LABELS:
+        return "raw"
+    inside, everything = _sizes(db, query)
+    costs = {"raw": inside, "totals": everything - inside + everything * TOTALS_SHARE}
+    if query.label is None:  # the index has time and amount, not the label
+        costs["index"] = _index_cost(inside, everything)
+    return min(costs, key=costs.__getitem__)
+
+
+def _totals_less(raw: str, pieces: tuple[Piece, ...], entity: str, order: str) -> tuple[str, list]:
     """Every key's totals less what its alerts in ``pieces`` add up to, in ``order`` (then a LIMIT parameter)."""
     union, params = _union(Plan((), pieces), raw)
-    outside = union or "SELECT NULL AS key, 0 AS n, 0.0 AS amt WHERE 0"
+    subtracted = union or "SELECT NULL AS key, 0 AS n, 0.0 AS amt WHERE 0"
     sql = (
-        f"WITH outside AS (SELECT key AS o_key, sum(n) AS o_n, sum(amt) AS o_amt FROM ({outside}) GROUP BY key) "
+        f"WITH outside AS (SELECT key AS o_key, sum(n) AS o_n, sum(amt) AS o_amt FROM ({subtracted}) GROUP BY key) "
         "SELECT key, alerts - coalesce(o_n, 0) AS n, amount - coalesce(o_amt, 0.0) AS amt "
         "FROM entity_totals LEFT JOIN outside ON o_key = key WHERE entity = ? AND alerts - coalesce(o_n, 0) > 0 "
         f"ORDER BY {order} LIMIT ?"

@@ -13,7 +13,7 @@ from fraudstream.services.runners.checkpoint import CHECKPOINT_FORMAT, Checkpoin
 from fraudstream.services.stores.alerts.base import Alert, AlertQuery, AlertStore
 from fraudstream.services.stores.alerts.memory import MemoryAlertStore
 from fraudstream.services.stores.alerts.registry import BACKENDS, open_store
-from fraudstream.services.stores.alerts.sqlite import SqliteAlertStore
+from fraudstream.services.stores.alerts.sqlite import SCHEMA_VERSION, SqliteAlertStore
 from fraudstream.services.stores.dead_letters import MAX_RAW_BYTES, DeadLetter
 
 from support import HOUR, T0
@@ -376,5 +376,27 @@ def test_a_store_from_an_unknown_schema_is_refused_with_a_clear_error(tmp_path: 
     SqliteAlertStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=1")
-    with pytest.raises(ValueError, match="schema 1, this one needs 3"):
+    with pytest.raises(ValueError, match=f"schema 1, this one needs {SCHEMA_VERSION}"):
         SqliteAlertStore(path)
+
+
+def test_sqlite_labels_from_many_threads_at_once_are_all_kept_with_their_audit_trail(tmp_path: Path) -> None:
+    """The dashboard shares one store across analysts' sessions (threads): labels must not interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = SqliteAlertStore(tmp_path / "alerts.db")
+    alerts = [Alert(f"t{i:05d}", T0 + i, f"c{i % 50}", "m", 10.0, 0.7, 0.55, ("r",), "v1", {}) for i in range(2_000)]
+    store.write(alerts)
+
+    def label(i: int) -> None:
+        store.set_label(f"t{i:05d}", "fraud" if i % 2 else "legitimate", f"analyst-{i % 8}", T0 + i)
+        store.search(AlertQuery(card_id=f"c{i % 50}"), limit=5)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(label, range(0, 2_000, 2)))  # raises the first error any thread hit
+        assert store.count_alerts(AlertQuery(label="legitimate")) == 1_000
+        with sqlite3.connect(tmp_path / "alerts.db") as db:
+            assert db.execute("SELECT count(*) FROM label_events").fetchone()[0] == 1_000
+    finally:
+        store.close()
