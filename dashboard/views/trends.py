@@ -30,18 +30,20 @@ def over_time(store: AlertStore, query: AlertQuery) -> tuple[int, list[tuple[int
 
 
 def alert_rate_frame(statuses: list[RunnerStatus]) -> pd.DataFrame:
-    """Alerts per 1,000 scored between consecutive heartbeats of each runner (wall-clock time)."""
+    """Alerts per 1,000 scored between consecutive heartbeats of each runner (wall-clock time); a run's first
+    heartbeat counts from the run's start, since a runner's counters start at zero."""
     previous: dict[str, RunnerStatus] = {}
     rows = []
     for status in statuses:
         before = previous.get(status.runner)
         previous[status.runner] = status
         if before is None or status.started_at_ms != before.started_at_ms:
-            continue  # first heartbeat of a run: no interval yet
-        scored = status.scored - before.scored
+            scored, alerts = status.scored, status.alerts
+        else:
+            scored, alerts = status.scored - before.scored, status.alerts - before.alerts
         if scored > 0:
             rows.append({"time (UTC)": pd.to_datetime(status.at_ms, unit="ms", utc=True), "runner": status.runner,
-                         "alerts per 1,000": (status.alerts - before.alerts) * 1000 / scored})
+                         "alerts per 1,000": alerts * 1000 / scored})
     return pd.DataFrame(rows, columns=["time (UTC)", "runner", "alerts per 1,000"])
 
 
@@ -73,8 +75,8 @@ def render(store: AlertStore) -> None:
     rates = alert_rate_frame(store.runner_statuses(since_ms=int(time.time() * 1000) - RATE_WINDOW_MS))
     st.subheader("Alert rate, last 24 hours (wall clock)")
     if rates.empty:
-        st.caption("No pipeline heartbeats in the last 24 hours: the alert rate needs the count of scored transactions, "
-                   "which runners report every few seconds.")
+        st.caption("No pipeline has scored anything in the last 24 hours: the alert rate needs the count of scored "
+                   "transactions, which runners report every few seconds.")
     else:
         st.line_chart(rates, x="time (UTC)", y="alerts per 1,000", color="runner", x_label="time (UTC)",
                       y_label="alerts per 1,000 transactions")

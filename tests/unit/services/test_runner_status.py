@@ -64,9 +64,9 @@ def test_dashboard_alert_rate_is_per_interval_and_restarts_are_not_intervals() -
 
     beats = [beat("a", 0, 0, 0), beat("a", 5_000, 1_000, 10), beat("b", 6_000, 500, 1), beat("a", 10_000, 3_000, 12),
              beat("a", 20_000, 100, 5, started=15_000)]  # "a" restarted: its counters began again
-    frame = alert_rate_frame(beats)
-    assert list(frame["runner"]) == ["a", "a"]
-    assert list(frame["alerts per 1,000"]) == [10.0, 1.0]
+    frame = alert_rate_frame(beats)  # a run's first heartbeat counts from its start (zero counters)
+    assert list(frame["runner"]) == ["a", "b", "a", "a"]
+    assert list(frame["alerts per 1,000"]) == [10.0, 2.0, 1.0, 50.0]
     latest = latest_by_runner(beats)
     assert [(s.runner, s.at_ms) for s in latest] == [("a", 20_000), ("b", 6_000)]
     assert state_of(latest[0], now_ms=25_000) == "running" and state_of(latest[1], now_ms=60_000) == "silent"
