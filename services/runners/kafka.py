@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from kafka import ConsumerRebalanceListener
+from kafka.errors import KafkaError
 
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.schema import InvalidTransaction, Transaction, format_timestamp, to_record, validate
@@ -319,14 +320,21 @@ class KafkaRunner:
                 part.snapshot_offset = part.next_offset
 
     def _caught_up(self, assignment: set[Any]) -> bool:
-        """Whether every assigned partition has been read to its end (as far as the broker told us)."""
+        """Whether every assigned partition has been read to its end. The end comes from the last fetch, or, for
+        a partition no fetch has reported on (one with nothing left to read after a restart), from the broker."""
         if not assignment:
             return False
+        ends = {tp: self.consumer.highwater(tp) for tp in assignment}
+        unknown = [tp for tp, high in ends.items() if high is None]
+        if unknown:
+            try:
+                ends.update(self.consumer.end_offsets(unknown))
+            except KafkaError:
+                return False
         for tp in assignment:
-            high = self.consumer.highwater(tp)
             part = self.partitions.get(tp.partition)
             position = part.next_offset if part is not None else self.consumer.position(tp)
-            if high is None or position < high:
+            if ends.get(tp) is None or position < ends[tp]:
                 return False
         return True
 

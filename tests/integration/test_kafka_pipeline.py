@@ -225,3 +225,18 @@ def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path,
     # What it committed and snapshotted on the way out is a correct place to carry on from.
     cli(*runner_args(kafka, topic, f"g-{unique}", store, state, model))
     assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+
+
+def test_a_restart_with_nothing_left_to_read_stops_when_idle(kafka, workload, tmp_path, unique) -> None:
+    """Every offset already committed: no fetch ever reports the partitions' ends, so the runner must ask the
+    broker for them, or --stop-when-idle never fires (it hung CI once)."""
+    data, model, _ = workload
+    topic, partitions = f"tx-{unique}", 2
+    produce(kafka, topic, data, partitions)
+    store, state = tmp_path / "alerts.db", tmp_path / "state"
+    cli(*runner_args(kafka, topic, f"g-{unique}", store, state, model))
+    first = alerts_in(store)
+    started = time.monotonic()
+    cli(*runner_args(kafka, topic, f"g-{unique}", store, state, model), timeout=120)
+    assert time.monotonic() - started < 60
+    assert alerts_in(store) == first and first

@@ -65,3 +65,38 @@ def test_snapshots_round_trip_and_ignore_unusable_files(tmp_path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
     snapshots.path("tx", 1).write_bytes(b"not msgpack at all")
     assert snapshots.load("tx", 1) is None
+
+
+def test_caught_up_asks_the_broker_for_ends_no_fetch_has_reported() -> None:
+    """After a restart with nothing left to read, no fetch may ever report a partition's end; --stop-when-idle
+    must still fire (it once hung CI waiting for a high-water mark)."""
+    from kafka.errors import KafkaTimeoutError
+    from kafka.structs import TopicPartition
+
+    from fraudstream.services.runners.kafka import KafkaRunner
+
+    class Consumer:
+        def __init__(self, ends: dict, fail: bool = False) -> None:
+            self.ends, self.fail, self.asked = ends, fail, []
+
+        def highwater(self, tp: TopicPartition) -> None:
+            return None
+
+        def end_offsets(self, tps: list) -> dict:
+            self.asked.append(sorted(tp.partition for tp in tps))
+            if self.fail:
+                raise KafkaTimeoutError("broker slow")
+            return {tp: self.ends[tp] for tp in tps}
+
+        def position(self, tp: TopicPartition) -> int:
+            return 40
+
+    tps = {TopicPartition("t", 0), TopicPartition("t", 1)}
+    runner = KafkaRunner.__new__(KafkaRunner)
+    runner.partitions = {}
+    runner.consumer = Consumer(dict.fromkeys(tps, 40))
+    assert runner._caught_up(tps) and runner.consumer.asked == [[0, 1]]
+    runner.consumer = Consumer({TopicPartition("t", 0): 40, TopicPartition("t", 1): 41})
+    assert not runner._caught_up(tps)
+    runner.consumer = Consumer(dict.fromkeys(tps, 40), fail=True)
+    assert not runner._caught_up(tps)
