@@ -63,7 +63,7 @@ from support import CHROMIUM_ARGS, VIEWPORT, free_port, wait_for_streamlit  # no
 
 from fraudstream.dashboard import data  # noqa: E402
 from fraudstream.dashboard.views import PAGES  # noqa: E402
-from fraudstream.services.cli.dashboard import start, wait_healthy  # noqa: E402
+from fraudstream.services.cli.dashboard import start, stop, wait_healthy  # noqa: E402
 from fraudstream.services.stores.alerts import AlertStore, open_store  # noqa: E402
 from fraudstream.services.stores.alerts.base import LABELS, AlertQuery  # noqa: E402
 from fraudstream.services.stores.alerts.search_engine import SearchEngineAlertStore  # noqa: E402
@@ -403,12 +403,7 @@ def served(url: str, log: Path) -> Iterator[str]:
             raise RuntimeError(f"the dashboard did not start; {log} ends with:\n{log.read_text(errors='replace')[-3000:]}")
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, patience_s=15)
 
 
 def measure_browser(subjects: list[Subject], repeats: int) -> tuple[str, dict[str, dict[str, Any]]]:

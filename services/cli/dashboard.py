@@ -86,6 +86,16 @@ def start(store: str | None, model: Path | None, address: str, port: int, base_p
                             stderr=subprocess.STDOUT)
 
 
+def stop(server: subprocess.Popen, patience_s: float = 10.0) -> None:
+    """Stop a server from :func:`start`: SIGTERM, then SIGKILL if it has not gone after ``patience_s``."""
+    server.terminate()
+    try:
+        server.wait(timeout=patience_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def dashboard(
     store: str = typer.Option(None, "--store", help="Alert store URL or SQLite path [default: $FRAUDSTREAM_STORE or var/demo/alerts.db]."),
     model: Path = typer.Option(None, "--model", help="Model bundle directory [default: $FRAUDSTREAM_MODEL or var/demo/model]."),

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from fraudstream.services.cli.dashboard import start as start_dashboard
+from fraudstream.services.cli.dashboard import stop as stop_dashboard
 from fraudstream.services.cli.dashboard import url, wait_healthy
 from fraudstream.services.cli.common import console, dead_letter_path, read_history, utc_now
 
@@ -79,7 +80,7 @@ def demo(
             serve_until_stopped(server, url(address, port))
     finally:
         if server is not None:
-            stop(server)
+            stop_dashboard(server)
 
 
 def serve_until_stopped(server: subprocess.Popen, where: str) -> None:
@@ -93,13 +94,3 @@ def serve_until_stopped(server: subprocess.Popen, where: str) -> None:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-
-
-def stop(server: subprocess.Popen) -> None:
-    """Stop the dashboard server: SIGTERM, then SIGKILL if it has not gone after 10 s."""
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
