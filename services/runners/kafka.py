@@ -121,29 +121,15 @@ class KafkaRunner:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> RunStats:
-        from kafka import KafkaConsumer
-
         from fraudstream.services.kafka.producer import make_producer
-
         from fraudstream.services.kafka.topics import TopicSpec, ensure_topics
 
-        kwargs = self.settings.client_kwargs()
         ensure_topics(
             self.settings,
             [TopicSpec(name, replication=self.replication) for name in (self.topics.scored, self.topics.dead_letters)],
         )
-        self.consumer = KafkaConsumer(
-            **kwargs,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.batch_size,
-            # How soon a crashed runner's partitions move to the others of its group.
-            session_timeout_ms=self.session_timeout_ms,
-            heartbeat_interval_ms=max(500, self.session_timeout_ms // 3),
-        )
+        self.consumer = self._join()
         self.producer = make_producer(self.settings, acks="all")  # idempotent, large batches
-        self.consumer.subscribe([self.topics.source], listener=_Listener(self))
         last_data = time.monotonic()
         reported = 0.0
         assignment: set[Any] = set()
@@ -157,6 +143,10 @@ class KafkaRunner:
                 current = set(self.consumer.assignment())
                 if current != assignment:  # a rebalance: idle time counts from here
                     assignment, last_data = current, time.monotonic()
+                if (self.stop_when_idle is not None and not batch and time.monotonic() - last_data > self._rejoin_after_s
+                        and not self._caught_up(assignment)):
+                    self._rejoin()  # no data yet not at the end, or no partitions: kafka-python 3.0.12 can wedge
+                    assignment, last_data = set(), time.monotonic()
                 self._update_lag()
                 now = time.monotonic()
                 if self.on_progress is not None and now - reported >= self.progress_seconds:
@@ -318,6 +308,36 @@ class KafkaRunner:
             if part.next_offset > part.snapshot_offset:
                 self.snapshots.save(self.topics.source, p, part.next_offset, part.scorer.state)
                 part.snapshot_offset = part.next_offset
+
+    def _join(self) -> Any:
+        """A consumer of the source topic in this runner's group, subscribed (partitions come with the join)."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            **self.settings.client_kwargs(),
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_size,
+            # How soon a crashed runner's partitions move to the others of its group.
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(500, self.session_timeout_ms // 3),
+        )
+        consumer.subscribe([self.topics.source], listener=_Listener(self))
+        return consumer
+
+    @property
+    def _rejoin_after_s(self) -> float:
+        return max(30.0, 3 * self.session_timeout_ms / 1000)
+
+    def _rejoin(self) -> None:
+        """Replace a consumer that has brought nothing for a long time although there is more to read (or that
+        never got partitions): snapshot and forget what it owned (all of it committed), then join anew."""
+        log.warning("no data for %.0f s and not at the end: rejoining group %s with a new consumer", self._rejoin_after_s, self.group)
+        self._revoke(set(self.partitions))
+        self._drop_revoked()
+        self.consumer.close(autocommit=False)
+        self.consumer = self._join()
 
     def _caught_up(self, assignment: set[Any]) -> bool:
         """Whether every assigned partition has been read to its end. The end comes from the last fetch, or, for
