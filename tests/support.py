@@ -9,8 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,15 +114,10 @@ def free_port() -> int:
 
 def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
     """Poll Streamlit's health endpoint until it answers 200; fail with the log's tail if it never does."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
+    from fraudstream.services.cli.dashboard import wait_healthy
+
+    if wait_healthy(process, f"{url}/", START_TIMEOUT_S):
+        return
     state = f"exited with {process.returncode}" if process.poll() is not None else f"not healthy after {START_TIMEOUT_S} s"
     pytest.fail(f"dashboard {state}; {log} ends with:\n{log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}", pytrace=False)
 

@@ -55,11 +55,11 @@ def demo(
         bundle = train_bundle(feature_matrix(txns), created_at=utc_now())
         save_bundle(bundle, model_dir)
     bundle = load_bundle(model_dir)
-    store = SqliteAlertStore(directory / "alerts.db")  # created before the dashboard opens it
-    server = start_dashboard(str(directory / "alerts.db"), model_dir, address, port, log=directory / "dashboard.log") if dashboard else None
+    alerts_db, where = directory / "alerts.db", url(address, port)
+    store = SqliteAlertStore(alerts_db)  # created before the dashboard opens it
+    server = start_dashboard(str(alerts_db), model_dir, address, port, log=directory / "dashboard.log") if dashboard else None
     try:
         if server is not None:
-            where = url(address, port)
             if wait_healthy(server, where):
                 console.print(f"dashboard on [bold]{where}[/]")
             else:
@@ -67,7 +67,7 @@ def demo(
         live_from = (datetime.fromisoformat(start) + timedelta(days=history_days)).isoformat(timespec="milliseconds")
         console.print(
             f"[bold]3/3[/] live pipeline: replaying history, then {rate:g} transactions/s from {live_from}; "
-            f"alerts → {directory / 'alerts.db'} (Ctrl-C to stop)"
+            f"alerts → {alerts_db} (Ctrl-C to stop)"
         )
         config = GeneratorConfig(cards=cards, days=history_days + live_days, seed=seed, start=start)
         source = GeneratorSource(config, rate=rate, pace_from=live_from)
@@ -77,7 +77,7 @@ def demo(
             checkpoint_seconds=10.0,
         )
         if server is not None and stats.finished:
-            serve_until_stopped(server, url(address, port))
+            serve_until_stopped(server, where)
     finally:
         if server is not None:
             stop_dashboard(server)

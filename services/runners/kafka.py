@@ -143,23 +143,20 @@ class KafkaRunner:
                 current = set(self.consumer.assignment())
                 if current != assignment:  # a rebalance: idle time counts from here
                     assignment, last_data = current, time.monotonic()
-                if (self.stop_when_idle is not None and not batch and time.monotonic() - last_data > self._rejoin_after_s
-                        and not self._caught_up(assignment)):
-                    self._rejoin()  # no data yet not at the end, or no partitions: kafka-python 3.0.12 can wedge
-                    assignment, last_data = set(), time.monotonic()
                 self._update_lag()
                 now = time.monotonic()
                 if self.on_progress is not None and now - reported >= self.progress_seconds:
                     reported = now
                     self.on_progress(self.stats)
-                if (
-                    self.stop_when_idle is not None
-                    and not batch
-                    and now - last_data >= self.stop_when_idle
-                    and self._caught_up(assignment)
-                ):
-                    self.stats.finished = True
-                    break
+                idle_s = now - last_data
+                if self.stop_when_idle is not None and not batch and idle_s >= min(self.stop_when_idle, self._rejoin_after_s):
+                    if self._caught_up(assignment):
+                        if idle_s >= self.stop_when_idle:
+                            self.stats.finished = True
+                            break
+                    elif idle_s >= self._rejoin_after_s:
+                        self._rejoin()  # no data yet not at the end, or no partitions: kafka-python 3.0.12 can wedge
+                        assignment, last_data = set(), time.monotonic()
         finally:
             self._shutdown()
         return self.stats
