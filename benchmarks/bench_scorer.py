@@ -34,6 +34,7 @@ from sklearn.ensemble import IsolationForest
 
 from fraudstream.model.bundle import ModelBundle, save_bundle
 from fraudstream.model.detectors.forest import CompiledForest, c_available
+from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
 
 RESULTS = Path(__file__).parent / "results" / "scorer.json"
 N_FEATURES = 30
@@ -44,7 +45,7 @@ import time
 start = time.perf_counter()
 from fraudstream.model.bundle import load_bundle
 bundle = load_bundle({path!r})
-bundle.score_one([0.0] * bundle.forest.n_features)
+bundle.score_one([0.0] * len(bundle.feature_names))
 print((time.perf_counter() - start) * 1000)
 """
 
@@ -128,7 +129,8 @@ def run(quick: bool) -> dict[str, Any]:
     single["sklearn"] = latency_us(lambda row: estimator.score_samples([row]), rows, 30 if quick else 300)
 
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = ModelBundle(forests["numpy"], tuple(f"f{i}" for i in range(N_FEATURES)), 0.6, {"version": "bench"})
+        detector = IsolationForestDetector.from_forest(forests["numpy"])
+        bundle = ModelBundle(detector, tuple(f"f{i}" for i in range(N_FEATURES)), 0.6, {"version": "bench"})
         bundle_dir = save_bundle(bundle, Path(tmp) / "bundle")
         cold = cold_load_ms(bundle_dir, 3 if quick else 5)
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fraudstream.model.policy import is_alert
+
 if TYPE_CHECKING:
     from fraudstream.model.schema import Transaction
 
@@ -70,7 +72,7 @@ def evaluate(
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    alerts = scores >= threshold
+    alerts = is_alert(scores, threshold)
     n_fraud = int(labels.sum())
     result: dict[str, Any] = {
         "transactions": int(labels.size),

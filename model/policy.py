@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil
+from typing import overload
 
 import numpy as np
 
@@ -37,6 +38,19 @@ def threshold_for_alert_rate(scores: np.ndarray, alerts_per_1000: float) -> floa
     return float(values[k - 1])
 
 
-def is_alert(score: float, threshold: float) -> bool:
-    """The one alerting rule: a score at or above the threshold."""
+@overload
+def is_alert(score: float, threshold: float) -> bool: ...
+@overload
+def is_alert(score: np.ndarray, threshold: float) -> np.ndarray: ...
+
+
+def is_alert(score: float | np.ndarray, threshold: float) -> bool | np.ndarray:
+    """The one alerting rule, for one score or an array of them: a score at or above the threshold.
+
+    Every path that turns a score into an alert (scoring, training's alert budget, evaluation)
+    calls this, so the rule lives in one place.
+
+    >>> is_alert(0.7, 0.7), is_alert(0.69, 0.7), is_alert(np.array([0.2, 0.8]), 0.5).tolist()
+    (True, False, [False, True])
+    """
     return score >= threshold

@@ -138,19 +138,24 @@ def is_unusual(name: str, value: float, stats: Stats) -> bool:
 def explain(
     txn: Transaction,
     features: Sequence[float],
-    contributions: np.ndarray,
+    contributions: np.ndarray | None,
     stats: Stats,
     limit: int = 3,
 ) -> tuple[str, ...]:
     """Up to ``limit`` sentences for the features that most isolated ``txn`` and are unusual.
 
-    Falls back to naming the most credited features, so that an alert always has a reason.
+    ``contributions`` come from the detector when it can say how much each feature pushed the
+    score (an optional capability); without them, features are ranked by how far into their
+    suspicious training tail they sit (:func:`tail_distances`). Falls back to naming the most
+    credited features, so that an alert always has a reason.
     """
-    order = np.argsort(-np.asarray(contributions), kind="stable")
+    graded = contributions is not None
+    weights = np.asarray(contributions if graded else tail_distances(features, stats), dtype=np.float64)
+    order = np.argsort(-weights, kind="stable")
     reasons: list[str] = []
     for i in order:
         name = FEATURE_NAMES[i]
-        if contributions[i] <= 0 or not is_unusual(name, features[i], stats):
+        if weights[i] <= 0 or not is_unusual(name, features[i], stats):
             continue
         text = TEMPLATES[name](features, txn)
         if text not in reasons:
@@ -158,9 +163,37 @@ def explain(
         if len(reasons) == limit:
             break
     if not reasons:
-        top = [FEATURE_NAMES[i].replace("_", " ") for i in order[:3]]
-        reasons.append("unusual combination of " + ", ".join(top))
+        top = [FEATURE_NAMES[i].replace("_", " ") for i in order[:3] if graded or weights[i] > 0]
+        if top:
+            reasons.append("unusual combination of " + ", ".join(top))
+        else:
+            reasons.append("unusual pattern overall: no single feature stands out")
     return tuple(reasons)
+
+
+def tail_distances(features: Sequence[float], stats: Stats) -> np.ndarray:
+    """How far each feature sits beyond its median in the suspicious direction, in units of its
+    training spread (median to p99, or p01 to median for low-is-suspicious features); 0 when not
+    beyond or without statistics. Ranks reasons for detectors that give no contributions.
+
+    >>> stats = {"amount_log": {"p01": 0.0, "p50": 3.0, "p99": 7.0}}
+    >>> float(tail_distances([9.0] + [0.0] * 25, stats)[0])
+    1.5
+    """
+    out = np.zeros(len(FEATURE_NAMES))
+    for i, name in enumerate(FEATURE_NAMES):
+        s = stats.get(name)
+        if s is None or name in NEVER_A_REASON or not {"p01", "p50", "p99"} <= set(s):
+            continue
+        if name == "hour_of_day":  # suspicious at night, not at either end of the scale
+            out[i] = float(is_unusual(name, features[i], stats))
+            continue
+        if name in LOW_IS_SUSPICIOUS:
+            beyond, spread = s["p50"] - features[i], s["p50"] - s["p01"]
+        else:
+            beyond, spread = features[i] - s["p50"], s["p99"] - s["p50"]
+        out[i] = max(0.0, beyond) / spread if spread > 0 else float(beyond > 0)
+    return out
 
 
 def feature_stats(X: np.ndarray) -> dict[str, dict[str, float]]:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fraudstream.model.detectors.base import ExplainsScores
 from fraudstream.model.features.keyed import FeatureState
-from fraudstream.model.policy import Decision
+from fraudstream.model.policy import Decision, is_alert
 from fraudstream.model.reasons import explain
 
 if TYPE_CHECKING:
@@ -20,7 +21,10 @@ class Scorer:
     """Scores transactions in arrival order with a model bundle; never reads ``is_fraud``.
 
     Batches are scored together (the fast path), but each transaction's features depend only on
-    those before it, so batch size never changes an answer.
+    those before it, so batch size never changes an answer. The alert decision is
+    :func:`~fraudstream.model.policy.is_alert`; reasons use the detector's per-feature
+    contributions when it has them (:class:`ExplainsScores`) and the training statistics alone
+    otherwise.
     """
 
     def __init__(self, bundle: ModelBundle, state: FeatureState | None = None, max_reasons: int = 3) -> None:
@@ -28,6 +32,8 @@ class Scorer:
         self.state = state if state is not None else FeatureState()
         self.max_reasons = max_reasons
         self._stats = bundle.metadata.get("training_stats", {})
+        detector = bundle.detector
+        self._contributions = detector.feature_contributions if isinstance(detector, ExplainsScores) else None
 
     def features(self, txns: Sequence[Transaction]) -> np.ndarray:
         """Feature rows of ``txns`` in order, moving the state past them."""
@@ -40,25 +46,24 @@ class Scorer:
             return []
         X = self.features(txns)
         scores = self.bundle.score_many(X)
-        threshold = self.bundle.threshold
+        alerts = is_alert(scores, self.bundle.threshold)
         decisions = []
         for i, txn in enumerate(txns):
-            score = float(scores[i])
-            if score >= threshold:
-                decisions.append(Decision(txn.transaction_id, score, True, self.reasons(txn, X[i])))
+            if alerts[i]:
+                decisions.append(Decision(txn.transaction_id, float(scores[i]), True, self.reasons(txn, X[i])))
             else:
-                decisions.append(Decision(txn.transaction_id, score, False))
+                decisions.append(Decision(txn.transaction_id, float(scores[i]), False))
         return decisions
 
     def decide(self, txn: Transaction) -> Decision:
         """The single-transaction path (an API request): same answer as in a batch."""
         x = self.state.step(txn)
         score = self.bundle.score_one(x)
-        if score >= self.bundle.threshold:
+        if is_alert(score, self.bundle.threshold):
             return Decision(txn.transaction_id, score, True, self.reasons(txn, np.asarray(x)))
         return Decision(txn.transaction_id, score, False)
 
     def reasons(self, txn: Transaction, x: np.ndarray) -> tuple[str, ...]:
         """Why ``txn`` scored high, in words (computed only for alerts)."""
-        contributions = self.bundle.forest.feature_contributions(x)
+        contributions = self._contributions(x) if self._contributions is not None else None
         return explain(txn, x, contributions, self._stats, self.max_reasons)

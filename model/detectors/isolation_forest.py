@@ -1,15 +1,17 @@
 """Isolation Forest detector: trains with scikit-learn, scores with the sklearn-free CompiledForest.
 
-scikit-learn is imported inside ``fit`` only, so scoring code never pays for it.
+scikit-learn is imported inside ``fit`` only, so scoring code never pays for it. In a bundle the
+detector is the forest's flat arrays (``CompiledForest.to_arrays``) plus its settings as metadata.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from fraudstream.model.detectors.base import DetectorParts, NotFitted
 from fraudstream.model.detectors.forest import CompiledForest
 
 
@@ -21,7 +23,11 @@ class IsolationForestDetector:
     >>> detector = IsolationForestDetector(n_estimators=20).fit(X)
     >>> detector.score_one([8.0, 8.0, 8.0]) > detector.score_one([0.0, 0.0, 0.0])
     True
+    >>> IsolationForestDetector.from_parts(detector.to_parts()).score_one([8.0, 8.0, 8.0]) == detector.score_one([8.0, 8.0, 8.0])
+    True
     """
+
+    kind: ClassVar[str] = "isolation_forest"
 
     def __init__(
         self,
@@ -35,8 +41,26 @@ class IsolationForestDetector:
         self.random_state = random_state
         self.max_features = max_features
 
-    def fit(self, X: np.ndarray) -> IsolationForestDetector:
-        """Fit sklearn's IsolationForest on ``X`` (n, n_features) and compile it for scoring."""
+    def __repr__(self) -> str:
+        return (
+            f"IsolationForestDetector(n_estimators={self.n_estimators}, max_samples={self.max_samples!r}, "
+            f"random_state={self.random_state}, max_features={self.max_features})"
+        )
+
+    @classmethod
+    def from_forest(cls, forest: CompiledForest, **settings: Any) -> IsolationForestDetector:
+        """A fitted detector around an already compiled forest (benchmarks, tests, other trainers)."""
+        detector = cls(n_estimators=forest.n_trees, max_samples=forest.max_samples, **settings)
+        detector.forest_ = forest
+        return detector
+
+    @property
+    def n_features_in_(self) -> int:
+        """Features per row the fitted forest expects."""
+        return self._fitted().n_features
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> IsolationForestDetector:
+        """Fit sklearn's IsolationForest on ``X`` (n, n_features) and compile it; ``y`` is ignored (unsupervised)."""
         from sklearn.ensemble import IsolationForest
 
         X = np.asarray(X, dtype=np.float64)
@@ -65,3 +89,34 @@ class IsolationForestDetector:
     def score_one(self, x: Sequence[float]) -> float:
         """Score of one row (list, tuple or 1-d array)."""
         return self.forest_.score_one(x)
+
+    def feature_contributions(self, x: Sequence[float]) -> np.ndarray:
+        """How much each feature helped isolate ``x`` (see :meth:`CompiledForest.feature_contributions`)."""
+        return self.forest_.feature_contributions(x)
+
+    def to_parts(self) -> DetectorParts:
+        """The forest's arrays and the settings it was trained with."""
+        forest = self._fitted()
+        metadata = {
+            "n_estimators": forest.n_trees,
+            "max_samples": forest.max_samples,
+            "n_features": forest.n_features,
+            "random_state": self.random_state,
+            "max_features": self.max_features,
+        }
+        return DetectorParts(self.kind, forest.to_arrays(), metadata)
+
+    @classmethod
+    def from_parts(cls, parts: DetectorParts) -> IsolationForestDetector:
+        """Rebuild from :meth:`to_parts` output; the arrays are validated by ``CompiledForest.from_arrays``."""
+        if parts.kind != cls.kind:
+            raise ValueError(f"expected a {cls.kind!r} detector, got {parts.kind!r}")
+        forest = CompiledForest.from_arrays(parts.arrays)
+        settings = {k: parts.metadata[k] for k in ("random_state", "max_features") if k in parts.metadata}
+        return cls.from_forest(forest, **settings)
+
+    def _fitted(self) -> CompiledForest:
+        forest: CompiledForest | None = getattr(self, "forest_", None)
+        if forest is None:
+            raise NotFitted("this IsolationForestDetector is not fitted yet: call fit(X) first")
+        return forest

@@ -9,6 +9,7 @@ input is handled deterministically.
 
 from __future__ import annotations
 
+from hashlib import sha256
 from math import exp, log, log1p, sqrt
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,11 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+# Bump FEATURES_REVISION whenever step() computes any feature differently or the card/merchant
+# state layout changes; a new feature list changes FEATURES_VERSION by itself. Runners key their
+# saved feature state on FEATURES_VERSION (not on the model), so a retrain keeps the state.
+FEATURES_REVISION = 1
+FEATURES_VERSION = f"{FEATURES_REVISION}-" + sha256("\n".join(FEATURE_NAMES).encode()).hexdigest()[:12]
 
 SMALL_AMOUNT = 5.0
 MAX_SPEED_KMH = 20_000.0

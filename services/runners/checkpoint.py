@@ -1,7 +1,9 @@
 """Checkpoints: the source position and the feature state that go with it, written atomically.
 
 A checkpoint is written only after the stores hold every result up to its position, so resuming
-from it can redo work (idempotent writes absorb that) but never skip any.
+from it can redo work (idempotent writes absorb that) but never skip any. The feature state is
+keyed on the feature definition's version (``FEATURES_VERSION``), not on the model: a retrained
+model resumes the same state, while a change to the features needs a fresh start.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from typing import Any
 
 import msgspec
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: state keyed on features_version (1 was keyed on the model version)
 
 
 class Checkpoint(msgspec.Struct):
     """Everything a runner needs to carry on where it stopped."""
 
     source: str
-    model_version: str
+    features_version: str  # FEATURES_VERSION of the step that built ``state``
+    model_version: str  # the model that scored up to ``position`` (for the record; a retrain may resume)
     position: int  # every row up to and including this one is in the stores
     counters: dict[str, int]
     state: dict[str, Any]  # FeatureState.snapshot()
@@ -27,7 +30,7 @@ class Checkpoint(msgspec.Struct):
 
 
 class CheckpointMismatch(RuntimeError):
-    """The checkpoint on disk belongs to another source or model."""
+    """The checkpoint on disk belongs to another source or feature definition."""
 
 
 class CheckpointFile:

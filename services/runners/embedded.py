@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.step import FEATURES_VERSION
 from fraudstream.model.schema import InvalidTransaction, Transaction, to_record, validate
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
@@ -160,10 +161,11 @@ class EmbeddedRunner:
                 f"checkpoint {self.checkpoint.path} is for {saved.source!r}, not {self.source.name!r}; "
                 "start fresh (--fresh) or point --checkpoint elsewhere"
             )
-        if saved.model_version != self.bundle.version:
+        if saved.features_version != FEATURES_VERSION:
+            # A retrained model is fine (the state is the features', not the model's); other features are not.
             raise CheckpointMismatch(
-                f"checkpoint {self.checkpoint.path} was made with model {saved.model_version}, "
-                f"this run uses {self.bundle.version}; start fresh (--fresh)"
+                f"checkpoint {self.checkpoint.path} holds feature state of features version {saved.features_version}, "
+                f"this fraudstream computes {FEATURES_VERSION}; start fresh (--fresh)"
             )
         self.stats.counters.update(saved.counters)
         return FeatureState.restore(saved.state), saved.position
@@ -215,6 +217,7 @@ class EmbeddedRunner:
             self.checkpoint.save(
                 Checkpoint(
                     source=self.source.name,
+                    features_version=FEATURES_VERSION,
                     model_version=self.bundle.version,
                     position=stats.position,
                     counters=dict(stats.counters),

@@ -14,16 +14,16 @@ from typing import Any
 import msgspec
 
 from fraudstream.model.features.keyed import FeatureState
-from fraudstream.model.features.step import FEATURE_NAMES
+from fraudstream.model.features.step import FEATURES_VERSION
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2  # 2: keyed on features_version (1: on the feature names only)
 
 
 class PartitionSnapshot(msgspec.Struct):
     topic: str
     partition: int
     offset: int  # the next message to process
-    feature_names: list[str]
+    features_version: str
     state: dict[str, Any]
     format: int = SNAPSHOT_FORMAT
 
@@ -44,14 +44,14 @@ class SnapshotDir:
             snap = msgspec.msgpack.decode(path.read_bytes(), type=PartitionSnapshot)
         except (OSError, msgspec.MsgspecError):
             return None
-        if snap.format != SNAPSHOT_FORMAT or tuple(snap.feature_names) != FEATURE_NAMES:
+        if snap.format != SNAPSHOT_FORMAT or snap.features_version != FEATURES_VERSION:
             return None
         return snap.offset, FeatureState.restore(snap.state)
 
     def save(self, topic: str, partition: int, offset: int, state: FeatureState) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         payload = msgspec.msgpack.encode(
-            PartitionSnapshot(topic, partition, offset, list(FEATURE_NAMES), state.snapshot())
+            PartitionSnapshot(topic, partition, offset, FEATURES_VERSION, state.snapshot())
         )
         path = self.path(topic, partition)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")

@@ -254,6 +254,7 @@ def test_a_sqlite_url_without_a_path_is_a_value_error() -> None:
 def checkpoint(position: int = 42) -> Checkpoint:
     return Checkpoint(
         source="file:stream.csv",
+        features_version="1-test",
         model_version="iforest-test-1",
         position=position,
         counters={"read": position, "scored": position - 2, "alerts": 3, "dead_letters": 2},

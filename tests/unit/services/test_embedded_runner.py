@@ -3,7 +3,6 @@ batching, stop and resume from a checkpoint, and the run statistics."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from fraudstream.model.bundle import ModelBundle
+from fraudstream.model.features.step import FEATURES_VERSION
 from fraudstream.model.schema import to_record, validate
 from fraudstream.model.scoring import Scorer
 from fraudstream.model.train import feature_matrix, train_bundle
@@ -234,6 +234,7 @@ def test_stop_from_progress_finishes_the_batch_and_a_second_run_resumes_to_the_s
     saved = checkpoint.load()
     assert saved is not None and saved.position == 1067 and saved.source == "file:resume.csv"
     assert saved.model_version == bundle.version
+    assert saved.features_version == FEATURES_VERSION
     assert saved.counters == first.counters
     # the store holds exactly the first 1067 rows' results
     done = {item.data["transaction_id"] for item in items[:1067] if item.data and "card_id" in item.data}
@@ -275,12 +276,38 @@ def test_a_checkpoint_from_another_source_is_refused(rows: list[dict[str, Any]],
     assert checkpoint.load().source == "file:a.csv"  # left as it was
 
 
-def test_a_checkpoint_from_another_model_is_refused(rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path) -> None:
+def test_a_retrained_model_resumes_the_feature_state(rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path) -> None:
+    """Train, run half, retrain (a new version), run again: the second run resumes the first's feature
+    state, so its alerts are the new model's verdicts on features computed over the whole stream."""
+    items = raw_rows(rows)
+    half = len(items) // 2
+    checkpoint = CheckpointFile(tmp_path / "c.checkpoint")
+    first = EmbeddedRunner(ListSource(items[:half]), bundle, MemoryAlertStore(), checkpoint, batch_size=100).run()
+    assert first.finished and checkpoint.load().position == half
+
+    retrained = train_bundle(feature_matrix([validate(r) for r in rows]), created_at="test", random_state=7)
+    assert retrained.version != bundle.version
+    store = MemoryAlertStore()
+    second = EmbeddedRunner(ListSource(items), retrained, store, checkpoint, batch_size=100).run()
+
+    assert second.resumed_from == half and second.finished
+    assert second.counters["scored"] == len(rows)  # counted on from the first run, not from 0
+    scorer = Scorer(retrained)  # one pass over every row: the features of an uninterrupted run
+    decisions = scorer.decide_batch([validate(r) for r in rows])
+    expected = {d.transaction_id for d in decisions[half:] if d.alert}
+    assert expected and set(store.alerts) == expected
+    assert {a.model_version for a in store.alerts.values()} == {retrained.version}
+    assert checkpoint.load().model_version == retrained.version
+
+
+def test_a_checkpoint_from_other_features_is_refused(
+    rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     checkpoint = CheckpointFile(tmp_path / "c.checkpoint")
     EmbeddedRunner(ListSource(raw_rows(rows[:50])), bundle, MemoryAlertStore(), checkpoint).run()
-    retrained = dataclasses.replace(bundle, metadata={**bundle.metadata, "version": "iforest-other"})
-    with pytest.raises(CheckpointMismatch, match="iforest-other"):
-        EmbeddedRunner(ListSource(raw_rows(rows[:50])), retrained, MemoryAlertStore(), checkpoint).run()
+    monkeypatch.setattr(embedded, "FEATURES_VERSION", "99-newer")
+    with pytest.raises(CheckpointMismatch, match="features version .* 99-newer"):
+        EmbeddedRunner(ListSource(raw_rows(rows[:50])), bundle, MemoryAlertStore(), checkpoint).run()
 
 
 def test_checkpoints_are_written_every_checkpoint_rows(rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path) -> None:

@@ -67,6 +67,19 @@ def test_snapshots_round_trip_and_ignore_unusable_files(tmp_path) -> None:
     assert snapshots.load("tx", 1) is None
 
 
+def test_snapshots_are_keyed_on_the_features_version_not_the_model(tmp_path, monkeypatch) -> None:
+    """A retrained model resumes the partition's state; only a new feature definition replays from the start."""
+    from fraudstream.services.runners import snapshots as module
+
+    snapshots = SnapshotDir(tmp_path)
+    state = FeatureState()
+    state.step(make_txn(0, T0))
+    snapshots.save("tx", 0, 1, state)  # a snapshot holds no model version: nothing to change on retrain
+    assert snapshots.load("tx", 0)[0] == 1
+    monkeypatch.setattr(module, "FEATURES_VERSION", "2-other")
+    assert snapshots.load("tx", 0) is None
+
+
 def test_caught_up_asks_the_broker_for_ends_no_fetch_has_reported() -> None:
     """After a restart with nothing left to read, no fetch may ever report a partition's end; --stop-when-idle
     must still fire (it once hung CI waiting for a high-water mark)."""
