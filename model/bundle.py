@@ -188,6 +188,18 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         raise BundleError(f"{root}: {exc}") from None
 
 
+def stored_format(directory: str | Path) -> int | None:
+    """The format number a bundle directory declares (None when absent or unreadable); checks nothing else.
+
+    Lets a caller that owns a bundle (the demo) retrain an outdated one instead of failing on it.
+    """
+    try:
+        found = json.loads((Path(directory) / MANIFEST_FILE).read_bytes()).get("format")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
 def manifest_digest(body: Mapping[str, Any]) -> str:
     """sha256 of ``body`` as canonical JSON (sorted keys, no spaces): what ``checksum.sha256`` holds."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)

@@ -13,7 +13,7 @@ import typer
 from fraudstream.services.cli.dashboard import start as start_dashboard
 from fraudstream.services.cli.dashboard import stop as stop_dashboard
 from fraudstream.services.cli.dashboard import url, wait_healthy
-from fraudstream.services.cli.common import console, dead_letter_path, read_history, utc_now
+from fraudstream.services.cli.common import console, dead_letter_path, load_model, read_history, utc_now
 
 
 def demo(
@@ -34,7 +34,7 @@ def demo(
     alerts land in the store too), then new transactions arrive at --rate per second. Ctrl-C stops
     cleanly; running the demo again resumes where it stopped.
     """
-    from fraudstream.model.bundle import load_bundle, save_bundle
+    from fraudstream.model.bundle import BUNDLE_FORMAT, save_bundle, stored_format
     from fraudstream.model.train import feature_matrix, train_bundle
     from fraudstream.services.cli.run import run_pipeline
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
@@ -49,12 +49,14 @@ def demo(
         config = GeneratorConfig(cards=cards, days=history_days, seed=seed, start=start)
         console.print(f"[bold]1/3[/] generating {history_days} days of history for {cards:,} cards → {history}")
         write_transactions(generate(config), history, total=estimate_rows(config), progress=True)
-    if not (model_dir / "bundle.json").exists():
+    found = stored_format(model_dir)
+    outdated = found is not None and found < BUNDLE_FORMAT  # the demo's own model, from an older fraudstream
+    if outdated or not (model_dir / "bundle.json").exists():
         console.print(f"[bold]2/3[/] training a model on {history} → {model_dir}")
         txns = [t for _, t in read_history(history, "canonical", dead_letter_path(history, None))]
         bundle = train_bundle(feature_matrix(txns), created_at=utc_now())
         save_bundle(bundle, model_dir)
-    bundle = load_bundle(model_dir)
+    bundle = load_model(model_dir)  # a damaged or edited bundle is refused with a clear message, never replaced
     alerts_db, where = directory / "alerts.db", url(address, port)
     store = SqliteAlertStore(alerts_db)  # created before the dashboard opens it
     server = start_dashboard(str(alerts_db), model_dir, address, port, log=directory / "dashboard.log") if dashboard else None
