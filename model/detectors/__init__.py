@@ -1,1 +1,1 @@
-"""Anomaly detectors: the scikit-learn Isolation Forest and its fast, sklearn-free scorer."""
+"""Detectors behind one protocol (base.py), found by kind (registry.py): the Isolation Forest and its sklearn-free scorer."""

@@ -64,8 +64,16 @@ INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # Bump FEATURES_REVISION whenever step() computes any feature differently or the card/merchant
 # state layout changes; a new feature list changes FEATURES_VERSION by itself. Runners key their
 # saved feature state on FEATURES_VERSION (not on the model), so a retrain keeps the state.
+# tests/unit/model/test_features_version.py fails when the output changes without a bump.
 FEATURES_REVISION = 1
-FEATURES_VERSION = f"{FEATURES_REVISION}-" + sha256("\n".join(FEATURE_NAMES).encode()).hexdigest()[:12]
+
+
+def features_version(revision: int, names: tuple[str, ...]) -> str:
+    """``<revision>-<digest of the names>``: changes with the feature list or a deliberate bump."""
+    return f"{revision}-" + sha256("\n".join(names).encode()).hexdigest()[:12]
+
+
+FEATURES_VERSION = features_version(FEATURES_REVISION, FEATURE_NAMES)
 
 SMALL_AMOUNT = 5.0
 MAX_SPEED_KMH = 20_000.0

@@ -17,6 +17,7 @@ from fraudstream.model.bundle import (
     load_bundle,
     manifest_digest,
     save_bundle,
+    stored_format,
 )
 from fraudstream.model.detectors.forest import CompiledForest
 from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
@@ -310,3 +311,12 @@ def test_object_arrays_are_refused_when_saving(bundle, tmp_path):
     with pytest.raises(BundleError, match="numbers only"):
         save_bundle(ModelBundle(odd, NAMES, 0.5, {}), tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stored_format_reads_only_the_declared_number(saved, tmp_path):
+    assert stored_format(saved) == BUNDLE_FORMAT
+    rewrite_manifest(saved, lambda m: m.update(format=1), reseal=False)
+    assert stored_format(saved) == 1
+    assert stored_format(tmp_path / "nowhere") is None
+    (saved / "bundle.json").write_text("[1]")
+    assert stored_format(saved) is None
