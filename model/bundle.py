@@ -117,6 +117,10 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
     if target.exists() and not _is_replaceable(target):
         raise BundleError(f"refusing to replace {target}: it is not a model bundle directory")
     parts = bundle.detector.to_parts()
+    try:
+        detector_class(parts.kind)  # a bundle nobody could load must not be written
+    except UnknownDetector as exc:
+        raise BundleError(f"cannot save: {exc} (register it in model/detectors/registry.py)") from None
     arrays_bytes = _arrays_bytes(parts.arrays)
     body = {
         "format": BUNDLE_FORMAT,

@@ -320,3 +320,13 @@ def test_stored_format_reads_only_the_declared_number(saved, tmp_path):
     assert stored_format(tmp_path / "nowhere") is None
     (saved / "bundle.json").write_text("[1]")
     assert stored_format(saved) is None
+
+
+def test_a_detector_kind_missing_from_the_registry_is_not_saved(bundle, tmp_path):
+    class Unregistered(IsolationForestDetector):
+        kind = "unregistered"
+
+    detector = Unregistered.from_forest(bundle.detector.forest_)
+    with pytest.raises(BundleError, match="unknown detector kind 'unregistered'.*registry"):
+        save_bundle(ModelBundle(detector, NAMES, 0.5, {}), tmp_path / "model")
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from support import T0, make_txn
 from fraudstream.model.evaluate import card_precision_at_k, evaluate
 from fraudstream.model.features.step import FEATURE_NAMES, INDEX
 from fraudstream.model.policy import threshold_for_alert_rate
-from fraudstream.model.reasons import TEMPLATES, explain, feature_stats
+from fraudstream.model.reasons import TEMPLATES, explain, feature_stats, tail_distances
 
 
 @pytest.mark.parametrize("rate", [1.0, 5.0, 10.0, 100.0])
@@ -111,3 +111,45 @@ def test_evaluate_reports_overall_and_per_scenario() -> None:
     assert result["per_scenario"]["easy"]["roc_auc"] > 0.95
     assert result["per_scenario"]["hard"]["roc_auc"] < result["per_scenario"]["easy"]["roc_auc"]
     assert result["recall_at_alert_rate"] == pytest.approx(float(np.mean(scores[labels == 1] >= 0.6)))
+
+
+# --------------------------------------------------------------------------- detectors without contributions
+
+
+def test_without_contributions_reasons_rank_features_by_how_far_into_their_tail_they_sit() -> None:
+    stats = _stats()  # standard normal features: p50 ~ 0, p99 ~ 2.3
+    row = _features(amount_zscore_30d=6.0, card_count_1h=30.0, merchant_count_1h=9.0, hour_of_day=12.0)
+    distances = tail_distances(row, stats)
+    assert distances[INDEX["card_count_1h"]] > distances[INDEX["merchant_count_1h"]] > distances[INDEX["amount_zscore_30d"]] > 0
+    assert explain(make_txn(), row, None, stats) == (
+        "about 30 transactions on this card in the past hour",
+        "merchant had about 9 transactions in the past hour",
+        "amount is far outside this card's usual range (z = 6.0)",
+    )
+
+
+def test_without_contributions_an_alert_still_gets_a_reason() -> None:
+    stats = _stats()
+    row = _features(amount_log=1.0, hour_of_day=12.0)  # above its median, but not worth saying
+    (reason,) = explain(make_txn(), row, None, stats)
+    assert reason.startswith("unusual combination of amount log, ")  # furthest beyond its median first
+    assert explain(make_txn(), _features(hour_of_day=12.0), None, {}) == ("unusual pattern overall: no single feature stands out",)
+
+
+def test_scoring_decides_alerts_with_the_policy_function_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraudstream.model import scoring
+    from fraudstream.model.train import feature_matrix, train_bundle
+
+    txns = [make_txn(i, T0 + i * 600_000, card_id=f"c{i % 7}", amount=5.0 + (i % 11) * 40) for i in range(300)]
+    bundle = train_bundle(feature_matrix(txns), created_at="test", alert_rate=100.0)
+    assert any(d.alert for d in scoring.Scorer(bundle).decide_batch(txns))
+    calls: list[object] = []
+
+    def never(score: object, threshold: float) -> object:
+        calls.append(score)
+        return score < -1.0  # same type as the real rule (bool or bool array), always false
+
+    monkeypatch.setattr(scoring, "is_alert", never)
+    assert not any(d.alert for d in scoring.Scorer(bundle).decide_batch(txns))
+    assert not any(scoring.Scorer(bundle).decide(t).alert for t in txns)
+    assert len(calls) == 1 + len(txns)  # one vectorised call per batch, one per single decision
