@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 
+from fraudstream.services import defaults
 from fraudstream.services.cli.dashboard import start as start_dashboard
 from fraudstream.services.cli.dashboard import stop as stop_dashboard
 from fraudstream.services.cli.dashboard import url, wait_healthy
-from fraudstream.services import defaults
 from fraudstream.services.cli.common import console, dead_letter_path, read_history, utc_now
 
 DISPLAY = "Live view & dashboard"
