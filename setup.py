@@ -9,6 +9,9 @@ from pathlib import Path
 from setuptools import Extension, find_packages, setup
 
 LAYERS = ["model", "services", "dashboard", "operator"]
+# Folders of data files (no Python) shipped inside a package, each listed as a package of its own
+# so setuptools installs it and says nothing; mapping.py reads the presets through importlib.resources.
+DATA_FOLDERS = {"services/sources/presets": ["*.toml"]}
 
 packages: list[str] = []  # "fraudstream" itself is an implicit namespace package
 package_dir: dict[str, str] = {}
@@ -19,11 +22,17 @@ for layer in LAYERS:
         for sub in find_packages(layer):
             packages.append(f"fraudstream.{layer}.{sub}")
             package_dir[f"fraudstream.{layer}.{sub}"] = f"{layer}/" + sub.replace(".", "/")
+package_data: dict[str, list[str]] = {"fraudstream.model": ["py.typed"], "fraudstream.services": ["py.typed"]}
+for folder, patterns in DATA_FOLDERS.items():
+    name = "fraudstream." + folder.replace("/", ".")
+    packages.append(name)
+    package_dir[name] = folder
+    package_data[name] = patterns
 
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"fraudstream.model": ["py.typed"], "fraudstream.services": ["py.typed", "sources/presets/*.toml"]},
+    package_data=package_data,
     ext_modules=[
         Extension(
             "fraudstream.model.detectors._forest",

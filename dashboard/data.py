@@ -9,17 +9,18 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from fraudstream.services import defaults
 from fraudstream.services.stores.alerts import AlertStore, open_store
 from fraudstream.services.stores.alerts.base import Alert
 
 STORE_ENV = "FRAUDSTREAM_STORE"
 MODEL_ENV = "FRAUDSTREAM_MODEL"
-DEFAULT_STORE = "var/demo/alerts.db"
-DEFAULT_MODEL = "var/demo/model"
+DEFAULT_STORE = defaults.STORE  # what `fraudstream run` writes to unless told
+DEFAULT_MODEL = str(defaults.MODEL_DIR)  # what `make demo` trains
 
 
 def store_url() -> str:
-    """The alert store the dashboard reads: ``$FRAUDSTREAM_STORE`` or the demo's SQLite file."""
+    """The alert store the dashboard reads: ``$FRAUDSTREAM_STORE`` or run's default SQLite file."""
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 

@@ -20,6 +20,12 @@ from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 console = Console(stderr=True)
 
 FORMAT_HELP = "Input layout: canonical, sparkov, handbook, or a column-mapping .toml file."
+STORE_HELP = (
+    "Alert store: a SQLite path or sqlite://PATH, elasticsearch://HOST:PORT, opensearch://HOST:PORT "
+    "(credentials from the environment, see the README) or memory://."
+)
+# Help strings are Rich markup: a literal "[default: x]" would vanish (read as a style tag), so
+# computed defaults go in typer.Option(show_default="...") and brackets in help texts are escaped.
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import typer
 
-from fraudstream.services.cli.common import console, fail
+from fraudstream.services import defaults
+from fraudstream.services.cli.common import STORE_HELP, console, fail
 
 HEALTH_PATH = "_stcore/health"  # Streamlit's own readiness endpoint, under the base path
 
@@ -97,8 +98,8 @@ def stop(server: subprocess.Popen, patience_s: float = 10.0) -> None:
 
 
 def dashboard(
-    store: str = typer.Option(None, "--store", help="Alert store URL or SQLite path [default: $FRAUDSTREAM_STORE or var/demo/alerts.db]."),
-    model: Path = typer.Option(None, "--model", help="Model bundle directory [default: $FRAUDSTREAM_MODEL or var/demo/model]."),
+    store: str = typer.Option(None, "--store", help=STORE_HELP, show_default=f"$FRAUDSTREAM_STORE, else {defaults.STORE}"),
+    model: Path = typer.Option(None, "--model", help="Model bundle directory.", show_default=f"$FRAUDSTREAM_MODEL, else {defaults.MODEL_DIR}"),
     port: int = typer.Option(8501, "--port", help="Port to serve on."),
     address: str = typer.Option("127.0.0.1", "--address", help="Address to bind (0.0.0.0 exposes it to the network)."),
     base_path: str = typer.Option("", "--base-path", help="Serve under this path prefix, e.g. /fraud behind an ingress; "
@@ -107,7 +108,7 @@ def dashboard(
     """Open the web dashboard: live alerts, high risk, trends, map, search, alert detail, review and model."""
     check_port_free(address, port)
     env = environment(store, model)
-    console.print(f"dashboard on [bold]{url(address, port, base_path)}[/] (store {env.get('FRAUDSTREAM_STORE', 'var/demo/alerts.db')}); "
+    console.print(f"dashboard on [bold]{url(address, port, base_path)}[/] (store {env.get('FRAUDSTREAM_STORE', defaults.STORE)}); "
                   "Ctrl-C to stop")
     try:
         code = subprocess.call(command(address, port, base_path), env=env)

@@ -10,29 +10,32 @@ from pathlib import Path
 
 import typer
 
+from fraudstream.services import defaults
 from fraudstream.services.cli.dashboard import start as start_dashboard
 from fraudstream.services.cli.dashboard import stop as stop_dashboard
 from fraudstream.services.cli.dashboard import url, wait_healthy
 from fraudstream.services.cli.common import console, dead_letter_path, load_model, read_history, utc_now
 
+DISPLAY = "Live view & dashboard"
+
 
 def demo(
-    directory: Path = typer.Option(Path("var/demo"), "--dir", help="Where the demo keeps its data, model and alert store."),
-    cards: int = typer.Option(2_000, min=10, help="Cards in the simulated portfolio."),
-    history_days: int = typer.Option(21, min=2, help="Days of history to train on."),
-    live_days: int = typer.Option(9, min=1, help="Days of live transactions after the history."),
-    rate: float = typer.Option(200.0, min=0.1, help="Live transactions per second."),
+    directory: Path = typer.Option(defaults.DEMO_DIR, "--dir", help="Where the demo keeps its data, model and alert store."),
+    cards: int = typer.Option(2_000, min=10, metavar="N", help="Cards in the simulated portfolio."),
+    history_days: int = typer.Option(21, min=2, metavar="N", help="Days of history to train on."),
+    live_days: int = typer.Option(9, min=1, metavar="N", help="Days of live transactions after the history."),
+    rate: float = typer.Option(200.0, min=0.1, metavar="RATE", help="Live transactions per second."),
     seed: int = typer.Option(7, help="Generator seed."),
-    live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view."),
-    dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Serve the web dashboard beside the pipeline."),
-    port: int = typer.Option(8501, "--port", help="Dashboard port."),
-    address: str = typer.Option("127.0.0.1", "--address", help="Dashboard address (0.0.0.0 exposes it to the network)."),
+    live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view.", rich_help_panel=DISPLAY),
+    dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Serve the web dashboard beside the pipeline.", rich_help_panel=DISPLAY),
+    port: int = typer.Option(8501, "--port", help="Dashboard port.", rich_help_panel=DISPLAY),
+    address: str = typer.Option("127.0.0.1", "--address", help="Dashboard address (0.0.0.0 exposes it to the network).", rich_help_panel=DISPLAY),
 ) -> None:
     """Generate history, train a model if there is none, then score a live stream with a live view and the dashboard.
 
-    The live stream continues the same cards: their history is replayed at full speed first (its
-    alerts land in the store too), then new transactions arrive at --rate per second. Ctrl-C stops
-    cleanly; running the demo again resumes where it stopped.
+    The live stream continues the same cards: their history is replayed at full speed first (its alerts land in the store too), then new transactions arrive at --rate per second.
+
+    Ctrl-C stops cleanly; running the demo again resumes where it stopped. Afterwards `fraudstream run` uses the demo's model.
     """
     from fraudstream.model.bundle import BUNDLE_FORMAT, save_bundle, stored_format
     from fraudstream.model.train import feature_matrix, train_bundle
@@ -43,8 +46,8 @@ def demo(
     from fraudstream.services.stores.alerts.sqlite import SqliteAlertStore
 
     start = "2026-01-01T00:00:00+00:00"
-    history = directory / "history.csv"
-    model_dir = directory / "model"
+    paths = defaults.demo_paths(directory)
+    history, model_dir = paths.history, paths.model
     if not history.exists():
         config = GeneratorConfig(cards=cards, days=history_days, seed=seed, start=start)
         console.print(f"[bold]1/3[/] generating {history_days} days of history for {cards:,} cards → {history}")
@@ -57,15 +60,15 @@ def demo(
         bundle = train_bundle(feature_matrix(txns), created_at=utc_now())
         save_bundle(bundle, model_dir)
     bundle = load_model(model_dir)  # a damaged or edited bundle is refused with a clear message, never replaced
-    alerts_db, where = directory / "alerts.db", url(address, port)
+    alerts_db, where = paths.store, url(address, port)
     store = SqliteAlertStore(alerts_db)  # created before the dashboard opens it
-    server = start_dashboard(str(alerts_db), model_dir, address, port, log=directory / "dashboard.log") if dashboard else None
+    server = start_dashboard(str(alerts_db), model_dir, address, port, log=paths.dashboard_log) if dashboard else None
     try:
         if server is not None:
             if wait_healthy(server, where):
                 console.print(f"dashboard on [bold]{where}[/]")
             else:
-                console.print(f"[yellow]the dashboard did not start; see {directory / 'dashboard.log'}[/]")
+                console.print(f"[yellow]the dashboard did not start; see {paths.dashboard_log}[/]")
         live_from = (datetime.fromisoformat(start) + timedelta(days=history_days)).isoformat(timespec="milliseconds")
         console.print(
             f"[bold]3/3[/] live pipeline: replaying history, then {rate:g} transactions/s from {live_from}; "
@@ -74,7 +77,7 @@ def demo(
         config = GeneratorConfig(cards=cards, days=history_days + live_days, seed=seed, start=start)
         source = GeneratorSource(config, rate=rate, pace_from=live_from)
         stats = run_pipeline(
-            source, bundle, store, CheckpointFile(directory / "alerts.checkpoint"),
+            source, bundle, store, CheckpointFile(paths.checkpoint),
             live_view=live_view, mismatch=CheckpointMismatch, batch_size=500, checkpoint_rows=100_000,
             checkpoint_seconds=10.0,
         )

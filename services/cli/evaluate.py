@@ -10,16 +10,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fraudstream.services import defaults
 from fraudstream.services.cli.common import FORMAT_HELP, console, dead_letter_path, fail, load_model, read_history
 
 
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Labelled transactions (is_fraud) to evaluate on."),
     fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
-    model: Path = typer.Option(..., "--model", help="Model bundle directory."),
+    model: Path = typer.Option(defaults.MODEL_DIR, "--model", help="Model bundle directory (from fraudstream train or make demo)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
     k: int = typer.Option(100, min=1, help="Cards reviewed per day for card precision@k."),
-    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go [default: DATA.dead_letters.jsonl]."),
+    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
 ) -> None:
     """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate."""
     from fraudstream.model.evaluate import evaluate_transactions

@@ -14,7 +14,7 @@ def generate(
     cards: int = typer.Option(2_000, min=1, help="Number of cards (cardholders)."),
     days: int = typer.Option(30, min=1, help="Days of history."),
     seed: int = typer.Option(7, help="Random seed: the same seed writes the same file."),
-    merchants: int | None = typer.Option(None, min=1, help="Number of merchants [default: cards / 10, at least 50]."),
+    merchants: int | None = typer.Option(None, min=1, help="Number of merchants.", show_default="cards / 10, at least 50"),
     start: str = typer.Option("2026-01-01T00:00:00+00:00", help="Event time of the first day (RFC 3339)."),
 ) -> None:
     """Generate realistic card transactions with five labelled fraud scenarios (column `scenario`)."""

@@ -20,6 +20,9 @@ from fraudstream.services.cli.common import FORMAT_HELP, console, fail, progress
 START_BROKER = "start one with scripts/services/kafka start"
 
 
+INPUT, GENERATOR, PACE, KAFKA = "Input (--data)", "Generator (--generate)", "Pace", "Kafka"
+
+
 class Compression(str, Enum):
     none = "none"
     gzip = "gzip"
@@ -29,36 +32,35 @@ class Compression(str, Enum):
 
 
 def produce(
-    data: Path | None = typer.Option(None, "--data", help="Transactions to send (CSV or JSON Lines, plain or .gz)."),
-    fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
-    generate: bool = typer.Option(False, "--generate", help="Send synthetic transactions instead of a file."),
-    cards: int = typer.Option(2_000, min=1, help="With --generate: number of cards."),
-    days: int = typer.Option(30, min=1, help="With --generate: days of transactions."),
-    seed: int = typer.Option(7, help="With --generate: random seed."),
-    topic: str = typer.Option("transactions", help="Topic to send to (created if missing)."),
-    rate: float = typer.Option(0.0, min=0.0, help="Messages per second; 0 = as fast as possible."),
-    bootstrap: str | None = typer.Option(
-        None,
-        help="Kafka bootstrap servers HOST:PORT[,...] (default: $FRAUDSTREAM_KAFKA_BOOTSTRAP, else 127.0.0.1:9092).",
-    ),
-    partitions: int = typer.Option(4, min=1, help="Partitions of the topic if it has to be created."),
-    replication: int = typer.Option(1, min=1, help="Replication factor of the topic if it has to be created."),
-    acks: str = typer.Option("all", help="Acknowledgements: all (idempotent), 1 or 0."),
-    compression: Compression = typer.Option(
-        Compression.none, help="Batch compression (lz4, snappy and zstd need their Python libraries)."
-    ),
-    limit: int | None = typer.Option(None, min=1, help="Send at most N rows."),
-    security_protocol: str | None = typer.Option(None, help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
-    sasl_mechanism: str | None = typer.Option(None, help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."),
-    sasl_username: str | None = typer.Option(
-        None, help="SASL user; the password comes only from $FRAUDSTREAM_KAFKA_SASL_PASSWORD."
-    ),
-    ssl_cafile: Path | None = typer.Option(None, help="CA certificate (PEM) to verify the brokers."),
+    data: Path | None = typer.Option(None, "--data", help="Transactions to send (CSV or JSON Lines, plain or .gz).", rich_help_panel=INPUT),
+    fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP, rich_help_panel=INPUT),
     dead_letters: Path | None = typer.Option(
-        None, help="Where unreadable rows go (default: DATA.produce.dead_letters.jsonl)."
+        None, help="Where unreadable rows go.", show_default="DATA.produce.dead_letters.jsonl", rich_help_panel=INPUT,
+    ),
+    generate: bool = typer.Option(False, "--generate", help="Send synthetic transactions instead of a file.", rich_help_panel=GENERATOR),
+    cards: int = typer.Option(2_000, min=1, metavar="N", help="Number of cards.", rich_help_panel=GENERATOR),
+    days: int = typer.Option(30, min=1, metavar="N", help="Days of transactions.", rich_help_panel=GENERATOR),
+    seed: int = typer.Option(7, help="Random seed.", rich_help_panel=GENERATOR),
+    rate: float = typer.Option(0.0, min=0.0, metavar="RATE", help="Messages per second; 0 = as fast as possible.", rich_help_panel=PACE),
+    limit: int | None = typer.Option(None, min=1, metavar="N", help="Send at most N rows.", rich_help_panel=PACE),
+    bootstrap: str | None = typer.Option(
+        None, help="Bootstrap servers HOST:PORT[,...].", show_default="$FRAUDSTREAM_KAFKA_BOOTSTRAP, else 127.0.0.1:9092",
+        rich_help_panel=KAFKA,
+    ),
+    topic: str = typer.Option("transactions", help="Topic to send to (created if missing).", rich_help_panel=KAFKA),
+    partitions: int = typer.Option(4, min=1, metavar="N", help="Partitions of the topic if it has to be created.", rich_help_panel=KAFKA),
+    replication: int = typer.Option(1, min=1, metavar="N", help="Replication factor of the topic if it has to be created.", rich_help_panel=KAFKA),
+    acks: str = typer.Option("all", help="Acknowledgements: all (idempotent), 1 or 0.", rich_help_panel=KAFKA),
+    compression: Compression = typer.Option(
+        Compression.none, metavar="CODEC",
+        help="Batch compression: none, gzip, snappy, lz4 or zstd (the last three need their Python libraries).",
+        rich_help_panel=KAFKA,
     ),
 ) -> None:
-    """Send transactions to Kafka, keyed by card_id, as JSON; rows are validated by the consumer, not here."""
+    """Send transactions to Kafka, keyed by card_id, as JSON; rows are validated by the consumer, not here.
+
+    Connection security (TLS, SASL) comes only from FRAUDSTREAM_KAFKA_* environment variables, as for run; see the README.
+    """
     from fraudstream.services.kafka.producer import parse_acks
     from fraudstream.services.kafka.settings import KafkaSettings
 
@@ -71,10 +73,7 @@ def produce(
     except ValueError as error:
         raise fail(str(error)) from None
     try:
-        settings = KafkaSettings.from_env(
-            bootstrap=bootstrap, security_protocol=security_protocol, sasl_mechanism=sasl_mechanism,
-            sasl_username=sasl_username, ssl_cafile=str(ssl_cafile) if ssl_cafile is not None else None,
-        )
+        settings = KafkaSettings.from_env(bootstrap=bootstrap)  # security: from the environment only
     except ValueError as error:
         raise fail(f"Kafka settings: {error}") from None
 

@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING
 import typer
 from rich.live import Live
 
-from fraudstream.services.cli.common import FORMAT_HELP, console, fail, load_model
+from fraudstream.services import defaults
+from fraudstream.services.cli.common import FORMAT_HELP, STORE_HELP, console, fail, load_model
 
 if TYPE_CHECKING:
     from fraudstream.services.runners.embedded import RunStats
+
+
+SOURCE, MODEL_STORE, GENERATOR, CHECKPOINTING, KAFKA, OUTPUT = (
+    "Source", "Model & store", "Generator (--source generator)", "Checkpointing (generator and file)",
+    "Kafka (--source kafka)", "Output",
+)
 
 
 class SourceKind(str, Enum):
@@ -24,37 +31,36 @@ class SourceKind(str, Enum):
 
 
 def run(
-    source: SourceKind = typer.Option(SourceKind.generator, help="Where transactions come from."),
-    data: Path | None = typer.Option(None, "--data", help="With --source file: the transactions file."),
-    fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
-    model: Path = typer.Option(Path("var/model"), "--model", help="Model bundle directory."),
-    store: str = typer.Option("var/alerts.db", help="Alert store: a SQLite path, sqlite://PATH or memory://."),
-    checkpoint: Path | None = typer.Option(None, help="Checkpoint file [default: next to the SQLite store, *.checkpoint]."),
-    fresh: bool = typer.Option(False, help="Ignore (delete) an existing checkpoint and start from the beginning."),
-    rate: float | None = typer.Option(None, min=0.001, help="With the generator: transactions per second (default: as fast as possible)."),
-    cards: int = typer.Option(2_000, min=1, help="Generator: cards."),
-    days: int = typer.Option(30, min=1, help="Generator: days of transactions."),
-    seed: int = typer.Option(11, help="Generator: seed."),
-    start: str = typer.Option("2026-02-01T00:00:00+00:00", help="Generator: event time of the first day."),
-    batch_size: int = typer.Option(2_000, min=1, help="Rows per store write (lower = lower latency)."),
-    checkpoint_rows: int = typer.Option(500_000, min=1, help="Checkpoint at least every N rows."),
-    checkpoint_seconds: float = typer.Option(30.0, min=0.0, help="...and at least every N seconds."),
-    live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view."),
-    bootstrap: str | None = typer.Option(None, help="Kafka: bootstrap servers [env FRAUDSTREAM_KAFKA_BOOTSTRAP, default 127.0.0.1:9092]."),
-    topic: str = typer.Option("transactions", help="Kafka: topic to consume."),
-    group: str = typer.Option("fraudstream", help="Kafka: consumer group (run several processes with one group to share partitions)."),
-    scored_topic: str = typer.Option("transactions.scored", help="Kafka: where every verdict goes."),
-    dlq_topic: str = typer.Option("transactions.dlq", help="Kafka: where bad messages go, with error headers."),
-    replication: int = typer.Option(1, min=1, help="Kafka: replication factor of the output topics it creates."),
-    state_dir: Path = typer.Option(Path("var/kafka-state"), help="Kafka: per-partition state snapshots (shared by the group's runners)."),
-    metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off)."),
-    stop_when_idle: float | None = typer.Option(None, min=0.1, help="Kafka: exit after this many seconds with no new messages and no lag."),
-    session_timeout: float = typer.Option(10.0, min=6.0, help="Kafka: seconds before a silent runner's partitions move to the rest of the group."),
+    source: SourceKind = typer.Option(SourceKind.generator, metavar="KIND", help="Where transactions come from: generator, file or kafka.", rich_help_panel=SOURCE),
+    data: Path | None = typer.Option(None, "--data", help="With --source file: the transactions file.", rich_help_panel=SOURCE),
+    fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP, rich_help_panel=SOURCE),
+    model: Path = typer.Option(defaults.MODEL_DIR, "--model", help="Model bundle directory (make demo trains this one).", rich_help_panel=MODEL_STORE),
+    store: str = typer.Option(defaults.STORE, help=STORE_HELP, rich_help_panel=MODEL_STORE),
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint file.", show_default="next to a SQLite store, STORE.checkpoint", rich_help_panel=CHECKPOINTING),
+    fresh: bool = typer.Option(False, help="Start from the beginning: delete the checkpoint of an earlier run.", rich_help_panel=SOURCE),
+    rate: float | None = typer.Option(None, min=0.001, metavar="RATE", help="Transactions per second.", show_default="as fast as possible", rich_help_panel=GENERATOR),
+    cards: int = typer.Option(2_000, min=1, metavar="N", help="Number of cards.", rich_help_panel=GENERATOR),
+    days: int = typer.Option(30, min=1, metavar="N", help="Days of transactions.", rich_help_panel=GENERATOR),
+    seed: int = typer.Option(11, help="Random seed.", rich_help_panel=GENERATOR),
+    start: str = typer.Option("2026-02-01T00:00:00+00:00", help="Event time of the first day.", rich_help_panel=GENERATOR),
+    batch_size: int = typer.Option(2_000, min=1, metavar="N", help="Rows per store write (lower = lower latency).", rich_help_panel=OUTPUT),
+    checkpoint_rows: int = typer.Option(500_000, min=1, metavar="N", help="Checkpoint at least every N rows.", rich_help_panel=CHECKPOINTING),
+    checkpoint_seconds: float = typer.Option(30.0, min=0.0, metavar="SECONDS", help="...and at least every N seconds.", rich_help_panel=CHECKPOINTING),
+    live_view: bool = typer.Option(True, "--live-view/--no-live-view", help="Show the live terminal view.", rich_help_panel=OUTPUT),
+    bootstrap: str | None = typer.Option(None, help="Bootstrap servers HOST:PORT[,...].", show_default="$FRAUDSTREAM_KAFKA_BOOTSTRAP, else 127.0.0.1:9092", rich_help_panel=KAFKA),
+    topic: str = typer.Option("transactions", help="Topic to consume.", rich_help_panel=KAFKA),
+    group: str = typer.Option("fraudstream", help="Consumer group (run several processes with one group to share partitions).", rich_help_panel=KAFKA),
+    scored_topic: str = typer.Option("transactions.scored", help="Where every verdict goes.", rich_help_panel=KAFKA),
+    dlq_topic: str = typer.Option("transactions.dlq", help="Where bad messages go, with error headers.", rich_help_panel=KAFKA),
+    replication: int = typer.Option(1, min=1, metavar="N", help="Replication factor of the output topics it creates.", rich_help_panel=KAFKA),
+    state_dir: Path = typer.Option(defaults.KAFKA_STATE_DIR, help="Per-partition state snapshots (shared by the group's runners).", rich_help_panel=KAFKA),
+    metrics_port: int = typer.Option(0, min=0, max=65535, metavar="PORT", help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off).", rich_help_panel=KAFKA),
+    stop_when_idle: float | None = typer.Option(None, min=0.1, metavar="SECONDS", help="Exit after this many seconds with no new messages and no lag.", rich_help_panel=KAFKA),
+    session_timeout: float = typer.Option(10.0, min=6.0, metavar="SECONDS", help="Seconds before a silent runner's partitions move to the rest of the group.", rich_help_panel=KAFKA),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
-    Kafka connection security (TLS, SASL) comes from FRAUDSTREAM_KAFKA_* environment variables;
-    see the README.
+    Kafka connection security (TLS, SASL) comes only from FRAUDSTREAM_KAFKA_* environment variables; see the README.
     """
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
     from fraudstream.services.stores.alerts import open_store

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from fraudstream.services import defaults
 from fraudstream.services.cli.common import FORMAT_HELP, console, dead_letter_path, load_model, read_history
 
 CHUNK = 50_000
@@ -15,9 +16,9 @@ CHUNK = 50_000
 def score(
     data: Path = typer.Option(..., "--data", help="Transactions to score (CSV or JSON Lines, plain or .gz)."),
     fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
-    model: Path = typer.Option(..., "--model", help="Model bundle directory (from fraudstream train)."),
-    out: Path = typer.Option(..., "--out", help="CSV to write: transaction_id,score,alert,reasons."),
-    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go [default: DATA.dead_letters.jsonl]."),
+    model: Path = typer.Option(defaults.MODEL_DIR, "--model", help="Model bundle directory (from fraudstream train or make demo)."),
+    out: Path = typer.Option(..., "--out", help="CSV to write, with columns transaction_id, score, alert, reasons."),
+    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
     partitions: int = typer.Option(1, min=1, help="Keep state per Kafka partition of card_id, as the Kafka runner does with this many partitions."),
 ) -> None:
     """Score every valid row, carrying each card's history through the file; is_fraud is never read."""

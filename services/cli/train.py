@@ -19,7 +19,7 @@ def train(
     trees: int = typer.Option(100, min=1, help="Trees in the forest."),
     max_samples: int = typer.Option(256, min=2, help="Rows per tree."),
     seed: int = typer.Option(0, help="Random seed for the forest."),
-    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go [default: DATA.dead_letters.jsonl]."),
+    dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
 ) -> None:
     """Train a model bundle; labels (is_fraud), when present, only measure it."""
     from fraudstream.model.bundle import save_bundle

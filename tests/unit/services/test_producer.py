@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from fraudstream.services.cli import app
@@ -470,7 +471,6 @@ def fake_kafka(monkeypatch) -> dict[str, Any]:
         (("--generate", "--data", "x.csv"), "give exactly one of --data FILE or --generate"),
         (("--generate", "--acks", "2"), "--acks must be one of all, 1, 0"),
         (("--data", "no/such/file.csv"), "no such data file: no/such/file.csv"),
-        (("--generate", "--security-protocol", "SASL_SSL"), "Kafka settings: SASL_SSL needs sasl_mechanism"),
         (("--generate", "--compression", "brotli"), "Invalid value for '--compression'"),
         (("--data", "FIXTURES/canonical_sample.csv", "--format", "no-such-mapping.toml"), "no-such-mapping.toml"),
         (("--data", "FIXTURES/bank_mapping.toml"), "unknown file type"),
@@ -484,6 +484,39 @@ def test_argument_errors_are_one_line_with_exit_code_2(args: tuple[str, ...], me
     assert message in result.output
     assert "Traceback" not in result.output
     assert fake_kafka["producers"] == []  # nothing was sent
+
+
+def test_bad_security_settings_in_the_environment_are_one_line_with_exit_code_2(fake_kafka) -> None:
+    result = runner.invoke(app, ["produce", "--generate"], env={**WIDE, "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    assert result.exit_code == 2, result.output
+    assert "Kafka settings: SASL_SSL needs sasl_mechanism" in result.output
+    assert fake_kafka["producers"] == []
+
+
+SECURITY_FLAGS = ("--security-protocol", "--sasl-mechanism", "--sasl-username", "--sasl-password", "--ssl-cafile",
+                  "--ssl-certfile", "--ssl-keyfile")
+
+
+def test_security_settings_are_not_accepted_on_the_command_line() -> None:
+    produce = typer.main.get_command(app).commands["produce"]  # type: ignore[attr-defined]
+    flags = {opt for param in produce.params for opt in param.opts}
+    assert flags.isdisjoint(SECURITY_FLAGS), flags & set(SECURITY_FLAGS)
+    result = invoke("--generate", "--security-protocol", "SSL")
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_security_settings_come_from_the_environment_as_for_run(fake_kafka) -> None:
+    env = {
+        **WIDE, "FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "FRAUDSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "FRAUDSTREAM_KAFKA_SASL_USERNAME": "analyst", "FRAUDSTREAM_KAFKA_SASL_PASSWORD": "s3cret",
+        "FRAUDSTREAM_KAFKA_SSL_CAFILE": "/etc/ca.pem",
+    }
+    result = runner.invoke(app, ["produce", "--generate", "--cards", "50", "--days", "1", "--limit", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    (settings, _, _), = fake_kafka["producers"]
+    assert (settings.security_protocol, settings.sasl_mechanism, settings.sasl_username) == ("SASL_SSL", "SCRAM-SHA-512", "analyst")
+    assert settings.sasl_password == "s3cret" and settings.ssl_cafile == "/etc/ca.pem"
+    assert "s3cret" not in result.output
 
 
 def test_a_file_that_cannot_be_read_at_all_fails_before_kafka_is_contacted(tmp_path: Path, fake_kafka) -> None:
