@@ -377,6 +377,41 @@ def test_cli_refuses_a_port_in_use_with_a_clear_error() -> None:
     assert f"cannot serve the dashboard on 127.0.0.1:{port}" in result.output and "--port" in result.output
 
 
+def _time_wait_port() -> int:
+    """A port whose only trace is a TIME_WAIT connection (what a stopped dashboard leaves for a minute)."""
+    import socket
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit's server does (Linux keeps it in TIME_WAIT)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end of the connection, on `port`, goes to TIME_WAIT
+        client.recv(1)  # wait for the FIN to arrive before closing our end
+        client.close()
+    return port
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_dashboard_counts_as_free() -> None:
+    port = _time_wait_port()
+    cli_dashboard.check_port_free("127.0.0.1", port)  # Ctrl-C then `make demo` again must not fail for a minute
+
+
+def test_a_real_listener_is_reported_as_another_program() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: the probe must still see it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli_app, ["dashboard", "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{port} is in use by another program" in " ".join(result.output.split())
+
+
 def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled: Path) -> None:
     import time
 
