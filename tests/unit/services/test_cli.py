@@ -244,3 +244,9 @@ def test_a_sqlite_url_store_also_gets_a_checkpoint(work: dict[str, Path], tmp_pa
        "--no-live-view")
     assert store.is_file()
     assert store.with_suffix(".checkpoint").is_file()
+
+
+def test_run_without_a_terminal_prints_a_status_line_for_the_logs(work: dict[str, Path]) -> None:
+    result = ok(*args_for("run", work)[:-1], "--live-view")  # asked for the live view, but stdout is no terminal
+    status = [line for line in result.stderr.splitlines() if line.startswith("status ")]
+    assert status and " read, " in status[0] and " alerts (" in status[0], result.stderr
