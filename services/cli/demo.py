@@ -73,7 +73,7 @@ def demo(
         source = GeneratorSource(config, rate=rate, pace_from=live_from)
         stats = run_pipeline(
             source, bundle, store, CheckpointFile(directory / "alerts.checkpoint"),
-            live_view=live_view, mismatch=CheckpointMismatch, batch_size=500, checkpoint_rows=100_000,
+            live_view=live_view, mismatch=CheckpointMismatch, role="demo", batch_size=500, checkpoint_rows=100_000,
             checkpoint_seconds=10.0,
         )
         if server is not None and stats.finished:

@@ -94,30 +94,36 @@ def run(
                  mismatch=CheckpointMismatch)
 
 
-def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> RunStats:
-    """The embedded runner over ``src``, with the live view, signals and summary of :func:`_drive`."""
+def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], role: str = "",
+                 **options) -> RunStats:
+    """The embedded runner over ``src``, with the live view, signals and summary of :func:`_drive`; ``role``
+    (e.g. ``demo``) goes into the runner's name on the dashboard."""
     from fraudstream.services.runners.embedded import EmbeddedRunner
 
     runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
     try:
-        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name)
+        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name,
+                      role=role)
     except mismatch as error:
         raise fail(str(error)) from None
 
 
-def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> RunStats:
+def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: str = "") -> RunStats:
     """Run with a live view, heartbeats in the store for the dashboard, and graceful SIGINT/SIGTERM (finish the
     batch, checkpoint, exit); print the summary."""
-    from fraudstream.services.cli.live_view import render
+    from fraudstream.services.cli.live_view import StatusLines, render
     from fraudstream.services.runners.status import StatusReporter, runner_name
 
-    heartbeat = StatusReporter(alert_store, runner_name(source))
-    live = Live(console=console, refresh_per_second=4, transient=False) if live_view else nullcontext()
+    heartbeat = StatusReporter(alert_store, runner_name(source, role))
+    lines = None if console.is_terminal else StatusLines(console, source)  # logs, nohup, containers: no live view
+    live = Live(console=console, refresh_per_second=4, transient=False) if live_view and lines is None else nullcontext()
     with live as view:
 
         def progress(stats: RunStats) -> None:
             if view is not None:
                 view.update(render(stats, title))
+            if lines is not None:
+                lines(stats)
             heartbeat(stats)
 
         runner.on_progress = progress
