@@ -46,7 +46,7 @@ def test_demo_alerts_show_up_live_and_a_label_reaches_the_store(demo: tuple[str,
     page.goto(url)
     alerts = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Alerts", exact=True)).get_by_test_id("stMetricValue")
     expect(alerts).to_have_text(re.compile(r"^[1-9][\d,]*$"), timeout=90_000)  # the Live fragment refreshes by itself
-    throughput = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Throughput", exact=True))
+    throughput = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Throughput, last minute", exact=True))
     expect(throughput.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^[\d,]+ tx/s$"))  # heartbeats
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # our page list only, not Streamlit's file pages
     assert set(SHOTS) | {"Alert"} == set(PAGES)

@@ -419,16 +419,19 @@ def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled
 
     now = int(time.time() * 1000)
     store = open_store(filled)
-    store.write_status(RunnerStatus("generator@h:1", now - 10_000, now - 60_000, 4_000, 3_990, 30, 10, 150.0))
-    store.write_status(RunnerStatus("generator@h:1", now - 5_000, now - 60_000, 5_000, 4_990, 40, 10, 175.0))
-    store.write_status(RunnerStatus("old@h:2", now - 600_000, now - 900_000, 100, 100, 50, 0, 9.0))  # silent
+    run = "demo generator on h (pid 1)"  # a replay at full speed, then 200/s: the average since start says 1,000/s
+    store.write_status(RunnerStatus(run, now - 120_000, now - 300_000, 200_000, 199_000, 20, 10, 1_111.0))  # too old
+    store.write_status(RunnerStatus(run, now - 55_000, now - 300_000, 230_000, 229_000, 30, 10, 1_000.0))
+    store.write_status(RunnerStatus(run, now - 5_000, now - 300_000, 240_000, 238_990, 40, 10, 975.0))
+    store.write_status(RunnerStatus("file old.csv on h (pid 2)", now - 600_000, now - 900_000, 100, 100, 50, 0, 9.0))  # silent
     store.close()
     at = run_page("Live")
-    assert metric(at, "Throughput") == "175 tx/s"  # the running runner only
-    assert metric(at, "Alert rate") == f"{40 * 1000 / 4_990:.1f} per 1,000"
-    assert metric(at, "Read (this run)") == "5,000"
+    assert metric(at, "Throughput, last minute") == "200 tx/s"  # (240,000 - 230,000) rows in 50 s
+    assert metric(at, "Average since start") == "975 tx/s"  # the running runner only
+    assert metric(at, "Alert rate") == f"{40 * 1000 / 238_990:.1f} per 1,000"
+    assert metric(at, "Read (this run)") == "240,000"
     states = " ".join(c.value for c in at.caption)
-    assert "generator@h:1: running since" in states and "10 dead letters" in states and "old@h:2: silent" in states
+    assert f"{run}: running since" in states and "10 dead letters" in states and "file old.csv on h (pid 2): silent" in states
     at = run_page("Trends")
     assert "Alert rate, last 24 hours (wall clock)" in [h.value for h in at.subheader]
     assert len(at.get("vega_lite_chart")) == 5  # the alert-rate chart joins the four others
@@ -437,4 +440,4 @@ def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled
 def test_live_without_heartbeats_says_where_the_numbers_come_from(filled: Path) -> None:
     at = run_page("Live")
     assert any("No pipeline has reported in the last 15 minutes" in c.value for c in at.caption)
-    assert not [m for m in at.metric if m.label == "Throughput"]
+    assert not [m for m in at.metric if m.label.startswith("Throughput")]
