@@ -50,6 +50,9 @@ def run(
     metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off)."),
     stop_when_idle: float | None = typer.Option(None, min=0.1, help="Kafka: exit after this many seconds with no new messages and no lag."),
     session_timeout: float = typer.Option(10.0, min=6.0, help="Kafka: seconds before a silent runner's partitions move to the rest of the group."),
+    warm_up: Path | None = typer.Option(None, "--warm-up", help="Before going live, replay this history file (read with "
+                                        "--format) through the feature state only: no scores, no alerts. Skipped when "
+                                        "resuming from a checkpoint."),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
@@ -61,6 +64,8 @@ def run(
 
     bundle = load_model(model)
     if source is SourceKind.kafka:
+        if warm_up is not None:
+            raise fail("--warm-up works with --source file or generator; Kafka runners keep their state in --state-dir")
         run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
                   dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
@@ -89,9 +94,16 @@ def run(
     ckpt = CheckpointFile(checkpoint) if checkpoint is not None else None
     if fresh and ckpt is not None:
         ckpt.clear()
+    if warm_up is not None:
+        from fraudstream.services.cli.warm_up import warm_from_file
+
+        warm = warm_from_file(warm_up, fmt, ckpt)
+        initial = {"initial_state": warm.state} if warm is not None else {}
+    else:
+        initial = {}
     run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
                  checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
-                 mismatch=CheckpointMismatch)
+                 mismatch=CheckpointMismatch, **initial)
 
 
 def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], role: str = "",
