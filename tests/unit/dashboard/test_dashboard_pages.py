@@ -96,8 +96,23 @@ def test_live_shows_counts_and_newest_alert_first(filled: Path) -> None:
     assert not at.info
     frame = at.dataframe[0].value
     assert frame["transaction"].iloc[0] == NEWEST
-    assert list(frame.columns) == ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why"]
+    assert list(frame.columns) == ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why", "history"]
     assert frame["why"].iloc[0] == "night-time spend"
+
+
+def test_alerts_raised_on_thin_history_are_flagged_in_tables_and_on_the_alert_page(filled: Path) -> None:
+    import dataclasses
+
+    thin = "thin history: first transaction seen for this card, its usual behaviour is not known yet"
+    store = open_store(filled)
+    store.write([dataclasses.replace(alert(7, 6, "c7", "m1", 64.0, 0.7, "far from home"),
+                                     reasons=("far from home", thin))])
+    store.close()
+    frame = run_page("Live").dataframe[0].value
+    assert frame.set_index("transaction")["history"].to_dict() == {"t00007": "thin", **{a.transaction_id: "" for a in ALERTS}}
+    at = open_link(page="Alert", id="t00007")
+    assert any("Thin history" in w.value for w in at.warning)
+    assert not open_link(page="Alert", id="t00003").warning
 
 
 def test_search_by_card_returns_exactly_that_cards_alerts(filled: Path) -> None:

@@ -111,3 +111,19 @@ def test_evaluate_reports_overall_and_per_scenario() -> None:
     assert result["per_scenario"]["easy"]["roc_auc"] > 0.95
     assert result["per_scenario"]["hard"]["roc_auc"] < result["per_scenario"]["easy"]["roc_auc"]
     assert result["recall_at_alert_rate"] == pytest.approx(float(np.mean(scores[labels == 1] >= 0.6)))
+
+
+def test_alerts_on_cards_with_thin_history_carry_the_marker_and_the_rest_do_not() -> None:
+    import dataclasses
+
+    from fraudstream.model.reasons import THIN_HISTORY_TXNS, is_thin_history
+    from fraudstream.model.scoring import Scorer
+    from fraudstream.model.train import train_bundle
+
+    bundle = train_bundle(np.random.default_rng(0).normal(size=(300, len(FEATURE_NAMES))), created_at="2026-01-01T00:00:00Z")
+    everything = dataclasses.replace(bundle, threshold=0.0)  # every transaction alerts: only the marker is under test
+    txns = [make_txn(i, T0 + i * 3_600_000) for i in range(THIN_HISTORY_TXNS + 3)]
+    decisions = Scorer(everything).decide_batch(txns)
+    assert [is_thin_history(d.reasons) for d in decisions] == [True] * THIN_HISTORY_TXNS + [False] * 3
+    assert decisions[0].reasons[-1].startswith("thin history: first transaction seen for this card")
+    assert not any("card has little history" in r for d in decisions for r in d.reasons)  # said once, by the marker
