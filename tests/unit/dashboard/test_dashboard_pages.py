@@ -113,6 +113,8 @@ def test_alerts_raised_on_thin_history_are_flagged_in_tables_and_on_the_alert_pa
     at = open_link(page="Alert", id="t00007")
     assert any("Thin history" in w.value for w in at.warning)
     assert not open_link(page="Alert", id="t00003").warning
+    assert any(c.value.startswith("1 of these alerts were raised while the card had too little history")
+               for c in run_page("Trends").caption)
 
 
 def test_search_by_card_returns_exactly_that_cards_alerts(filled: Path) -> None:
