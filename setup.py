@@ -23,7 +23,8 @@ for layer in LAYERS:
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"fraudstream.model": ["py.typed"], "fraudstream.services": ["py.typed", "sources/presets/*.toml"]},
+    package_data={"fraudstream.model": ["py.typed"], "fraudstream.services": ["py.typed", "sources/presets/*.toml"],
+                  "fraudstream.dashboard": ["maps/*.json", "maps/NOTICE.md"]},
     ext_modules=[
         Extension(
             "fraudstream.model.detectors._forest",

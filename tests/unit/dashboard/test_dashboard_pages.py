@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -264,14 +265,39 @@ def test_map_draws_alerts_with_coordinates_and_a_cards_home(filled: Path) -> Non
     from fraudstream.dashboard.views.map import locations
 
     at = run_page("Map")
-    assert any("all 6 alert(s); 1 without merchant coordinates are left out" in c.value for c in at.caption)
+    assert any(c.value.startswith("5 alerts at 5 locations; 1 without merchant coordinates are left out.") for c in at.caption)
     assert len(at.get("vega_lite_chart")) == 1
     at.text_input(key="map_card").input("c1").run()
     assert not at.exception, at.exception
-    assert any("all 3 alert(s)" in c.value for c in at.caption)
+    assert any(c.value.startswith("3 alerts at 3 locations.") for c in at.caption)
     frame = locations(ALERTS)
     assert list(frame["transaction"]) == ["t00001", "t00002", "t00003", "t00005", "t00006"]
     assert frame.loc[frame["transaction"] == "t00003", ["merchant_lat", "merchant_lon", "home_lat"]].values.tolist() == [[43.0, -83.0, 40.7]]
+
+
+def test_map_counts_alerts_per_location_draws_outlines_and_labels_its_axes(store_path: Path) -> None:
+    """992 alerts at 20 places are 20 marks that say 992, over country and state outlines with degree axes."""
+    import json
+
+    from fraudstream.dashboard.views.map import alert_map, by_place, locations
+
+    alerts = [alert(n, n % 48, f"c{n % 40}", f"m{n % 20}", 10.0, 0.6 + (n % 7) / 100, "r") for n in range(5, 997)]
+    alerts = [dataclasses.replace(a, record={**a.record, "merchant_lat": 30.0 + n % 20 / 2, "merchant_lon": -100.0 + n % 20})
+              for n, a in enumerate(alerts)]
+    places = by_place(locations(alerts))
+    assert len(places) == 20 and places["alerts"].sum() == 992 and places["alerts"].max() == 50
+    spec = alert_map(locations(alerts)).to_dict()
+    outlines, marks = spec["layer"]
+    assert marks["encoding"]["size"]["field"] == "alerts" and marks["encoding"]["color"]["field"] == "alerts"
+    assert "°W" in marks["encoding"]["x"]["axis"]["labelExpr"] and marks["encoding"]["x"]["title"] == "longitude"
+    assert marks["encoding"]["y"]["title"] == "latitude"
+    lines = spec["datasets"][outlines["data"]["name"]]
+    assert {row["layer"] for row in lines} == {"country", "state"} and len(lines) > 500  # the US and its states
+    assert len(json.dumps(spec)) < 400_000  # thinned for the browser
+    store = open_store(store_path)
+    store.write(alerts)
+    store.close()
+    assert any(c.value.startswith("992 alerts at 20 locations.") for c in run_page("Map").caption)
 
 
 def test_map_for_an_unknown_card_says_so(filled: Path) -> None:
