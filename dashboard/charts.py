@@ -16,9 +16,11 @@ YEAR_MS = 365 * DAY_MS
 def label_format(span_ms: int) -> str:
     """A d3 time format that names the day (and the year when the data spans more than one), never bare minutes.
 
-    >>> label_format(6 * HOUR_MS), label_format(30 * DAY_MS), label_format(3 * YEAR_MS)
-    ('%b %d, %H:%M', '%b %d, %Y', '%Y-%m-%d')
+    >>> label_format(HOUR_MS // 2), label_format(6 * HOUR_MS), label_format(30 * DAY_MS), label_format(3 * YEAR_MS)
+    ('%b %d, %H:%M:%S', '%b %d, %H:%M', '%b %d, %Y', '%Y-%m-%d')
     """
+    if span_ms <= 2 * HOUR_MS:
+        return "%b %d, %H:%M:%S"
     if span_ms <= 3 * DAY_MS:
         return "%b %d, %H:%M"
     return "%b %d, %Y" if span_ms <= YEAR_MS else "%Y-%m-%d"
@@ -57,14 +59,20 @@ def with_zeros(buckets: Sequence[tuple[int, int]], interval_ms: int, max_fill: i
     return filled
 
 
+def iso(ms: int) -> str:
+    """Epoch milliseconds as ISO text in UTC, the one time form that reaches the browser's chart intact."""
+    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def time_axis(times_ms: pd.Series, title: str = "time (UTC)") -> alt.X:
-    """An x encoding over ``t`` (epoch ms) in UTC, with the domain clipped to the data and readable labels."""
+    """An x encoding over ``time`` (the ISO texts of ``times_ms``), clipped to the data, with UTC labels that
+    name the day (a domain or format given any other way is lost or read in the browser's time zone)."""
     low, high = int(times_ms.min()), int(times_ms.max())
     if high == low:
         low, high = low - HOUR_MS, high + HOUR_MS
-    return alt.X("t:T", title=title, scale=alt.Scale(type="utc", domain=[low, high], nice=False),
-                 axis=alt.Axis(format=label_format(high - low), formatType="utc", labelAngle=-30, labelOverlap=True,
-                               tickCount=8))
+    labels = f"utcFormat(datum.value, '{label_format(high - low)}')"
+    return alt.X("time:T", title=title, scale=alt.Scale(type="utc", domain=[iso(low), iso(high)], nice=False),
+                 axis=alt.Axis(labelExpr=labels, labelAngle=-30, labelOverlap=True, tickCount=8))
 
 
 def line_over_time(frame: pd.DataFrame, y: str, y_title: str, max_gap_ms: int, color: str | None = None,
@@ -75,7 +83,9 @@ def line_over_time(frame: pd.DataFrame, y: str, y_title: str, max_gap_ms: int, c
     frame["segment"] = 0
     for _, group in frame.groupby(keys) if keys else [(None, frame)]:
         frame.loc[group.index, "segment"] = segments(group["t"].tolist(), max_gap_ms)
-    frame["when"] = pd.to_datetime(frame["t"], unit="ms", utc=True).dt.strftime("%Y-%m-%d %H:%M UTC")
+    times = pd.to_datetime(frame["t"], unit="ms", utc=True)
+    frame["time"] = times.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame["when"] = times.dt.strftime("%Y-%m-%d %H:%M UTC")
     encoding = {
         "x": time_axis(frame["t"]),
         "y": alt.Y(f"{y}:Q", title=y_title),

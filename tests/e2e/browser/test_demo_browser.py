@@ -36,7 +36,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def open_page(page: Page, name: str) -> None:
     """Click a page in the sidebar and wait for it to draw."""
     page.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
-    expect(page.get_by_test_id("stHeading").first).to_be_visible()
+    expect(page.get_by_test_id("stHeading").filter(has_text=name).first).to_be_visible()  # the new page, not the last
     wait_for_streamlit(page)
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0)  # lazily loaded widgets have drawn
 
