@@ -69,8 +69,8 @@ def utc(ms: int) -> str:
 
 
 def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
-    """A table of alerts: time (UTC), card, merchant, amount, score, first reason, "thin" when raised while the card
-    had too little history (and more when ``full``)."""
+    """A table of alerts: time (UTC), card, merchant, amount, score, "thin" when raised while the card had too
+    little history, first reason (and more when ``full``)."""
     rows = []
     for a in alerts:
         row: dict[str, Any] = {
@@ -80,14 +80,14 @@ def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
             "merchant": a.merchant_id,
             "amount": round(a.amount, 2),
             "score": round(a.score, 4),
-            "why": a.reasons[0] if a.reasons else "",
             "history": "thin" if is_thin_history(a.reasons) else "",
+            "why": a.reasons[0] if a.reasons else "",
         }
         if full:
             row.update({"all reasons": " | ".join(a.reasons), "label": a.label or "", "labelled by": a.labelled_by or "",
                         "model": a.model_version, "threshold": a.threshold})
         rows.append(row)
-    columns = ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why", "history"]
+    columns = ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "history", "why"]
     if full:
         columns += ["all reasons", "label", "labelled by", "model", "threshold"]
     return pd.DataFrame(rows, columns=columns)

@@ -24,6 +24,7 @@ EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
 PLACE_DECIMALS = 3  # alerts within about 100 m count as one location
 MIN_SPAN_DEG = 8.0  # never zoom in so far that no outline is left to read the place by
 HEIGHT = 520
+MIN_HEIGHT, MIN_WIDTH, MAX_WIDTH = 320, 420, 900
 LON_LABEL = "datum.value == 0 ? '0°' : (datum.value < 0 ? -datum.value + '°W' : datum.value + '°E')"
 LAT_LABEL = "datum.value == 0 ? '0°' : (datum.value < 0 ? -datum.value + '°S' : datum.value + '°N')"
 
@@ -64,11 +65,25 @@ def view_box(lats: pd.Series, lons: pd.Series) -> Box:
     return Box(max(-180.0, west - pad_lon), max(-90.0, south - pad_lat), min(180.0, east + pad_lon), min(90.0, north + pad_lat))
 
 
-def _width(view: Box) -> int:
-    """A width that keeps a degree of longitude as long as one of latitude is at the view's middle (no squashing)."""
-    middle = math.radians((view.south + view.north) / 2)
-    ratio = (view.east - view.west) * max(math.cos(middle), 0.2) / (view.north - view.south)
-    return int(min(1_100, max(420, HEIGHT * ratio)))
+def fit(view: Box) -> tuple[Box, int, int]:
+    """``view`` widened in one direction so that a degree of longitude keeps its true length against one of
+    latitude at the middle of the view (shapes are not squashed), with the chart's width and height in pixels.
+
+    >>> box, width, height = fit(Box(-130.0, 33.0, 0.0, 44.0))  # a wide strip: latitude widens, never squashed
+    >>> (width, height), round(box.north - box.south) > 11
+    ((900, 320), True)
+    """
+    middle = max(math.cos(math.radians((view.south + view.north) / 2)), 0.2)
+    lon_span, lat_span = (view.east - view.west) * middle, view.north - view.south
+    if lon_span / lat_span >= MAX_WIDTH / HEIGHT:  # wide: full width, as tall as the data needs (at least MIN_HEIGHT)
+        width, height = MAX_WIDTH, max(MIN_HEIGHT, int(MAX_WIDTH * lat_span / lon_span))
+        grow = (lon_span * height / width - lat_span) / 2
+        view = Box(view.west, max(-90.0, view.south - grow), view.east, min(90.0, view.north + grow))
+    else:  # tall: full height, as wide as the data needs (at least MIN_WIDTH)
+        height, width = HEIGHT, max(MIN_WIDTH, int(HEIGHT * lon_span / lat_span))
+        grow = (lat_span * width / height - lon_span) / 2 / middle
+        view = Box(max(-180.0, view.west - grow), view.south, min(180.0, view.east + grow), view.north)
+    return view, width, height
 
 
 def _axes(view: Box) -> tuple[alt.X, alt.Y]:
@@ -105,15 +120,16 @@ def _places(places: pd.DataFrame, view: Box) -> alt.Chart:
 def alert_map(frame: pd.DataFrame) -> alt.LayerChart:
     """Alerts per merchant location over the outlines, sized and coloured by how many there are."""
     places = by_place(frame)
-    view = view_box(places["lat"], places["lon"])
-    return (_outlines(view) + _places(places, view)).properties(height=HEIGHT, width=_width(view))
+    view, width, height = fit(view_box(places["lat"], places["lon"]))
+    return (_outlines(view) + _places(places, view)).properties(height=height, width=width)
 
 
 def card_map(frame: pd.DataFrame) -> alt.LayerChart:
     """One card: its home (black square), lines to each place it was flagged at, places sized by alert count."""
     places = by_place(frame)
     homes = frame.dropna(subset=["home_lat", "home_lon"])
-    view = view_box(pd.concat([places["lat"], homes["home_lat"]]), pd.concat([places["lon"], homes["home_lon"]]))
+    view, width, height = fit(view_box(pd.concat([places["lat"], homes["home_lat"]]),
+                                       pd.concat([places["lon"], homes["home_lon"]])))
     x, y = _axes(view)
     layers = [_outlines(view)]
     if not homes.empty:
@@ -125,7 +141,7 @@ def card_map(frame: pd.DataFrame) -> alt.LayerChart:
         layers.append(alt.Chart(spot).mark_square(size=160, color="black").encode(
             x=x, y=y, tooltip=[alt.Tooltip("card:N", title="home of card")]))
     layers.append(_places(places, view))
-    return alt.layer(*layers).properties(height=HEIGHT, width=_width(view))
+    return alt.layer(*layers).properties(height=height, width=width)
 
 
 def caption(shown: int, total: int, places: int, missing: int) -> str:
@@ -134,7 +150,7 @@ def caption(shown: int, total: int, places: int, missing: int) -> str:
     >>> caption(992, 992, 20, 0)
     '992 alerts at 20 locations.'
     >>> caption(5_000, 7_250, 61, 3)
-    'The 5,000 highest-scoring of 7,250 alerts: 4,997 at 61 locations; 3 without merchant coordinates are left out.'
+    'The 5,000 highest-scoring of 7,250 alerts: 4,997 alerts at 61 locations; 3 without merchant coordinates are left out.'
     """
     located = shown - missing
     where = f"{located:,} alert{'s' if located != 1 else ''} at {places:,} location{'s' if places != 1 else ''}"

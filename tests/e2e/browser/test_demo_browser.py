@@ -51,6 +51,7 @@ def test_demo_alerts_show_up_live_and_a_label_reaches_the_store(demo: tuple[str,
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # our page list only, not Streamlit's file pages
     assert set(SHOTS) | {"Alert"} == set(PAGES)
 
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()  # the newest alerts have drawn
     for name, shot in SHOTS.items():
         if name != "Live":
             open_page(page, name)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import pandas as pd
+import pytest
 
 from fraudstream.dashboard.charts import DAY_MS, HOUR_MS, line_over_time
 from fraudstream.dashboard.views.trends import over_time_frame
@@ -40,3 +44,11 @@ def test_alert_rate_lines_break_per_runner_when_heartbeats_stop() -> None:
                                          color="runner"))["datasets"].values()))
     pieces = {(r["runner"], r["t"]): r["segment"] for r in rows}
     assert pieces[("a", 0)] == pieces[("a", 10_000)] != pieces[("a", 900_000)]
+
+
+@pytest.mark.parametrize("name", ["fraudstream.dashboard.charts", "fraudstream.dashboard.outlines",
+                                  "fraudstream.dashboard.views.map"])
+def test_docstring_examples(name: str) -> None:
+    """The dashboard's examples (tests/unit/test_doctests.py walks model and services only: app.py is a script)."""
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

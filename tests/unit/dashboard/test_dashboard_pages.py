@@ -97,7 +97,7 @@ def test_live_shows_counts_and_newest_alert_first(filled: Path) -> None:
     assert not at.info
     frame = at.dataframe[0].value
     assert frame["transaction"].iloc[0] == NEWEST
-    assert list(frame.columns) == ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why", "history"]
+    assert list(frame.columns) == ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "history", "why"]
     assert frame["why"].iloc[0] == "night-time spend"
 
 
