@@ -85,7 +85,7 @@ def render(store: AlertStore) -> None:
         st.caption("No pipeline has scored anything in the last 24 hours: the alert rate needs the count of scored "
                    "transactions, which runners report every few seconds.")
     else:
-        st.altair_chart(line_over_time(rates, "alerts per 1,000", "alerts per 1,000 transactions",
+        st.altair_chart(line_over_time(rates, "alerts per 1,000", "alerts per 1,000 scored",
                                        max_gap_ms=RATE_GAP_MS, color="runner", tooltip_format=".1f"),
                         use_container_width=True)
 
