@@ -126,8 +126,9 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
     from fraudstream.services.cli.live_view import StatusLines, render
     from fraudstream.services.runners.status import StatusReporter, runner_name
 
-    heartbeat = StatusReporter(alert_store, runner_name(source, role))
-    lines = None if console.is_terminal else StatusLines(console, source)  # logs, nohup, containers: no live view
+    name = runner_name(source, role)
+    heartbeat = StatusReporter(alert_store, name)
+    lines = None if console.is_terminal else StatusLines(console, name)  # logs, nohup, containers: no live view
     live = Live(console=console, refresh_per_second=4, transient=False) if live_view and lines is None else nullcontext()
     with live as view:
 
