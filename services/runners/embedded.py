@@ -154,9 +154,9 @@ class EmbeddedRunner:
         return stats
 
     def _resume(self) -> tuple[FeatureState, int]:
-        saved = self.checkpoint.load() if self.checkpoint is not None else None
-        if saved is None:
-            return self.initial_state or FeatureState(), self.initial_position
+        if self.checkpoint is None or (saved := self.checkpoint.load()) is None:
+            state = self.initial_state if self.initial_state is not None else FeatureState()
+            return state, self.initial_position
         if saved.source != self.source.name:
             raise CheckpointMismatch(
                 f"checkpoint {self.checkpoint.path} is for {saved.source!r}, not {self.source.name!r}; "
