@@ -11,7 +11,7 @@ from setuptools import Extension, find_packages, setup
 LAYERS = ["model", "services", "dashboard", "operator"]
 # Folders of data files (no Python) shipped inside a package, each listed as a package of its own
 # so setuptools installs it and says nothing; mapping.py reads the presets through importlib.resources.
-DATA_FOLDERS = {"services/sources/presets": ["*.toml"]}
+DATA_FOLDERS = {"services/sources/presets": ["*.toml"], "dashboard/maps": ["*.json", "NOTICE.md"]}
 
 packages: list[str] = []  # "fraudstream" itself is an implicit namespace package
 package_dir: dict[str, str] = {}

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from fraudstream.services import defaults
+from fraudstream.model.reasons import is_thin_history
 from fraudstream.services.stores.alerts import AlertStore, open_store
 from fraudstream.services.stores.alerts.base import Alert
 
@@ -69,7 +70,8 @@ def utc(ms: int) -> str:
 
 
 def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
-    """A table of alerts: time (UTC), card, merchant, amount, score, first reason (and more when ``full``)."""
+    """A table of alerts: time (UTC), card, merchant, amount, score, "thin" when raised while the card had too
+    little history, first reason (and more when ``full``)."""
     rows = []
     for a in alerts:
         row: dict[str, Any] = {
@@ -79,13 +81,14 @@ def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
             "merchant": a.merchant_id,
             "amount": round(a.amount, 2),
             "score": round(a.score, 4),
+            "history": "thin" if is_thin_history(a.reasons) else "",
             "why": a.reasons[0] if a.reasons else "",
         }
         if full:
             row.update({"all reasons": " | ".join(a.reasons), "label": a.label or "", "labelled by": a.labelled_by or "",
                         "model": a.model_version, "threshold": a.threshold})
         rows.append(row)
-    columns = ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why"]
+    columns = ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "history", "why"]
     if full:
         columns += ["all reasons", "label", "labelled by", "model", "threshold"]
     return pd.DataFrame(rows, columns=columns)

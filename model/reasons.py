@@ -40,6 +40,8 @@ WORTH_SAYING: dict[str, float] = {
     "merchant_velocity_ratio": log(3.0),
     "merchant_amount_ratio_log": log(3.0),
 }
+THIN_HISTORY_TXNS = 5  # a card with fewer earlier transactions has no usual behaviour to compare against yet
+THIN_HISTORY = "thin history"  # how that alert's marker reason begins (the dashboard flags alerts by it)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -194,6 +196,28 @@ def tail_distances(features: Sequence[float], stats: Stats) -> np.ndarray:
             beyond, spread = features[i] - s["p50"], s["p99"] - s["p50"]
         out[i] = max(0.0, beyond) / spread if spread > 0 else float(beyond > 0)
     return out
+
+
+def thin_history(features: Sequence[float]) -> str | None:
+    """The marker reason of an alert raised while its card had too little history (a warm-up artefact), else None.
+
+    >>> thin_history([0.0] * len(FEATURE_NAMES))
+    'thin history: first transaction seen for this card, its usual behaviour is not known yet'
+    >>> features = [0.0] * len(FEATURE_NAMES); features[INDEX["card_history_log"]] = log(1 + 40)
+    >>> thin_history(features) is None
+    True
+    """
+    earlier = round(expm1(features[INDEX["card_history_log"]]))
+    if earlier >= THIN_HISTORY_TXNS:
+        return None
+    seen = "first transaction seen for this card" if earlier == 0 else (
+        f"only {earlier} earlier transaction{'s' if earlier > 1 else ''} seen for this card")
+    return f"{THIN_HISTORY}: {seen}, its usual behaviour is not known yet"
+
+
+def is_thin_history(reasons: Sequence[str]) -> bool:
+    """Whether an alert's reasons carry the :func:`thin_history` marker."""
+    return any(reason.startswith(THIN_HISTORY) for reason in reasons)
 
 
 def feature_stats(X: np.ndarray) -> dict[str, dict[str, float]]:

@@ -10,7 +10,7 @@ import numpy as np
 from fraudstream.model.detectors.base import ExplainsScores
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.policy import Decision, is_alert
-from fraudstream.model.reasons import explain
+from fraudstream.model.reasons import TEMPLATES, explain, thin_history
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -64,6 +64,11 @@ class Scorer:
         return Decision(txn.transaction_id, score, False)
 
     def reasons(self, txn: Transaction, x: np.ndarray) -> tuple[str, ...]:
-        """Why ``txn`` scored high, in words (computed only for alerts)."""
+        """Why ``txn`` scored high, in words (computed only for alerts); an alert on a card with too little
+        history ends with the thin-history marker, since such scores say more about the missing history."""
         contributions = self._contributions(x) if self._contributions is not None else None
-        return explain(txn, x, contributions, self._stats, self.max_reasons)
+        reasons = explain(txn, x, contributions, self._stats, self.max_reasons)
+        marker = thin_history(x)
+        if marker is None:
+            return reasons
+        return tuple(r for r in reasons if r != TEMPLATES["card_history_log"](x, txn)) + (marker,)

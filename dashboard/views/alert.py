@@ -9,6 +9,7 @@ import streamlit as st
 
 from fraudstream.dashboard.components import alerts_table, label_form, show_message
 from fraudstream.dashboard.data import utc
+from fraudstream.model.reasons import is_thin_history
 from fraudstream.services.stores.alerts import AlertStore
 from fraudstream.services.stores.alerts.base import Alert, AlertQuery
 
@@ -32,6 +33,10 @@ def details(store: AlertStore, alert: Alert) -> None:
     st.write(f"{utc(alert.timestamp_ms)} UTC · card **{alert.card_id}** · merchant **{alert.merchant_id}** · "
              f"amount **{alert.amount:,.2f} {record.get('currency') or ''}**" + (f" · {place}" if place else "")
              + f" · model {alert.model_version}")
+    if is_thin_history(alert.reasons):
+        st.warning("Thin history: raised while this card had too little history for the model to know its usual "
+                   "behaviour (a warm-up effect, e.g. a new card or a deployment started without `--warm-up`). "
+                   "Weigh the score accordingly.")
     st.altair_chart(score_chart(alert))
     st.caption(f"The score is {alert.score - alert.threshold:+.3f} from the threshold; the black line is the threshold.")
     if alert.label:

@@ -7,7 +7,9 @@ import time
 import pandas as pd
 import streamlit as st
 
+from fraudstream.dashboard.charts import line_over_time, with_zeros
 from fraudstream.dashboard.components import DAY_MS, time_range
+from fraudstream.model.reasons import THIN_HISTORY
 from fraudstream.services.stores.alerts import AlertStore
 from fraudstream.services.stores.alerts.base import HOUR_MS, AlertQuery, RunnerStatus
 
@@ -15,6 +17,7 @@ SCORE_EDGES = [i / 20 for i in range(21)]  # 0.00, 0.05, ..., 1.00
 AMOUNT_EDGES = [0, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 1e9]
 GROUP_TITLES = {"merchant_category": "merchant category", "country": "country", "channel": "channel", "hour": "hour of day (UTC)"}
 RATE_WINDOW_MS = 24 * 3_600_000
+RATE_GAP_MS = 60_000  # heartbeats come every 5 s: a minute without one is a stopped runner, not a straight line
 EMPTY = "No alerts yet — start the pipeline with fraudstream demo"
 
 
@@ -42,14 +45,14 @@ def alert_rate_frame(statuses: list[RunnerStatus]) -> pd.DataFrame:
         else:
             scored, alerts = status.scored - before.scored, status.alerts - before.alerts
         if scored > 0:
-            rows.append({"time (UTC)": pd.to_datetime(status.at_ms, unit="ms", utc=True), "runner": status.runner,
-                         "alerts per 1,000": alerts * 1000 / scored})
-    return pd.DataFrame(rows, columns=["time (UTC)", "runner", "alerts per 1,000"])
+            rows.append({"t": status.at_ms, "runner": status.runner, "alerts per 1,000": alerts * 1000 / scored})
+    return pd.DataFrame(rows, columns=["t", "runner", "alerts per 1,000"])
 
 
-def over_time_frame(buckets: list[tuple[int, int]]) -> pd.DataFrame:
-    return pd.DataFrame({"time (UTC)": pd.to_datetime([b for b, _ in buckets], unit="ms", utc=True),
-                         "alerts": [n for _, n in buckets]})
+def over_time_frame(buckets: list[tuple[int, int]], interval_ms: int) -> pd.DataFrame:
+    """Alerts per bucket (``t`` = bucket start, epoch ms), short runs of empty buckets as zeros."""
+    filled = with_zeros(buckets, interval_ms)
+    return pd.DataFrame({"t": [b for b, _ in filled], "alerts": [n for _, n in filled]})
 
 
 def histogram_frame(store: AlertStore, field: str, query: AlertQuery, edges: list[float]) -> pd.DataFrame:
@@ -69,8 +72,12 @@ def render(store: AlertStore) -> None:
     interval, buckets = over_time(store, query)
     per = "hour" if interval == HOUR_MS else "day"
     st.subheader(f"Alerts per {per} ({total:,} in range)")
-    st.line_chart(over_time_frame(buckets), x="time (UTC)", y="alerts",
-                  x_label="time (UTC)", y_label=f"alerts per {per}")
+    st.altair_chart(line_over_time(over_time_frame(buckets, interval), "alerts", f"alerts per {per}",
+                                   max_gap_ms=interval), use_container_width=True)
+    thin = store.search(AlertQuery(text=THIN_HISTORY, start_ms=query.start_ms, end_ms=query.end_ms), limit=1).total
+    if thin:
+        st.caption(f"{thin:,} of these alerts were raised while the card had too little history (\"thin history\": "
+                   "a warm-up effect; start a new deployment with `fraudstream run --warm-up HISTORY`).")
 
     rates = alert_rate_frame(store.runner_statuses(since_ms=int(time.time() * 1000) - RATE_WINDOW_MS))
     st.subheader("Alert rate, last 24 hours (wall clock)")
@@ -78,8 +85,9 @@ def render(store: AlertStore) -> None:
         st.caption("No pipeline has scored anything in the last 24 hours: the alert rate needs the count of scored "
                    "transactions, which runners report every few seconds.")
     else:
-        st.line_chart(rates, x="time (UTC)", y="alerts per 1,000", color="runner", x_label="time (UTC)",
-                      y_label="alerts per 1,000 transactions")
+        st.altair_chart(line_over_time(rates, "alerts per 1,000", "alerts per 1,000 scored",
+                                       max_gap_ms=RATE_GAP_MS, color="runner", tooltip_format=".1f"),
+                        use_container_width=True)
 
     left, right = st.columns(2)
     left.subheader("Score distribution")

@@ -56,12 +56,18 @@ def environment(store: str | None, model: Path | None) -> dict[str, str]:
 
 
 def check_port_free(address: str, port: int) -> None:
-    """Fail with a clear message, before starting Streamlit, when the port is taken."""
+    """Fail with a clear message, before starting Streamlit, when another program listens on the port.
+
+    The probe binds with SO_REUSEADDR, as Streamlit's server does: connections a stopped dashboard left in
+    TIME_WAIT (for about a minute after Ctrl-C) do not stop a new server, so they must not count as busy.
+    """
     with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError as error:
-            raise fail(f"cannot serve the dashboard on {address}:{port}: {error.strerror}; pick another with --port")
+            raise fail(f"cannot serve the dashboard on {address}:{port}: {address}:{port} is in use by another "
+                       f"program ({error.strerror}); stop it or pick another port with --port") from None
 
 
 def wait_healthy(process: subprocess.Popen, base_url: str, timeout_s: float = 60.0) -> bool:

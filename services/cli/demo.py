@@ -33,13 +33,14 @@ def demo(
 ) -> None:
     """Generate history, train a model if there is none, then score a live stream with a live view and the dashboard.
 
-    The live stream continues the same cards: their history is replayed at full speed first (its alerts land in the store too), then new transactions arrive at --rate per second.
+    The live stream continues the same cards: the feature state is first warmed up from their history (`run --warm-up`: no scores, no alerts, so the demo does not open with an alert storm), then new transactions arrive at --rate per second.
 
     Ctrl-C stops cleanly; running the demo again resumes where it stopped. Afterwards `fraudstream run` uses the demo's model.
     """
     from fraudstream.model.bundle import BUNDLE_FORMAT, save_bundle, stored_format
     from fraudstream.model.train import feature_matrix, train_bundle
     from fraudstream.services.cli.run import run_pipeline
+    from fraudstream.services.cli.warm_up import warm_from_file
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
     from fraudstream.services.sources.generator import GeneratorConfig, estimate_rows, generate, write_transactions
     from fraudstream.services.sources.generator_source import GeneratorSource
@@ -70,16 +71,17 @@ def demo(
             else:
                 console.print(f"[yellow]the dashboard did not start; see {paths.dashboard_log}[/]")
         live_from = (datetime.fromisoformat(start) + timedelta(days=history_days)).isoformat(timespec="milliseconds")
-        console.print(
-            f"[bold]3/3[/] live pipeline: replaying history, then {rate:g} transactions/s from {live_from}; "
-            f"alerts → {alerts_db} (Ctrl-C to stop)"
-        )
+        checkpoint = CheckpointFile(paths.checkpoint)
+        console.print(f"[bold]3/3[/] live pipeline: warming the feature state up from {history}, then "
+                      f"{rate:g} transactions/s from {live_from}; alerts → {alerts_db} (Ctrl-C to stop)")
+        # the generator's first rows are the history file's rows: the live run starts after them
+        warm = warm_from_file(history, "canonical", checkpoint)
+        initial = {"initial_state": warm.state, "initial_position": warm.last_position} if warm is not None else {}
         config = GeneratorConfig(cards=cards, days=history_days + live_days, seed=seed, start=start)
         source = GeneratorSource(config, rate=rate, pace_from=live_from)
         stats = run_pipeline(
-            source, bundle, store, CheckpointFile(paths.checkpoint),
-            live_view=live_view, mismatch=CheckpointMismatch, batch_size=500, checkpoint_rows=100_000,
-            checkpoint_seconds=10.0,
+            source, bundle, store, checkpoint, live_view=live_view, mismatch=CheckpointMismatch, role="demo",
+            batch_size=500, checkpoint_rows=100_000, checkpoint_seconds=10.0, **initial,
         )
         if server is not None and stats.finished:
             serve_until_stopped(server, where)

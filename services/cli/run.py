@@ -57,6 +57,7 @@ def run(
     metrics_port: int = typer.Option(0, min=0, max=65535, metavar="PORT", help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off).", rich_help_panel=KAFKA),
     stop_when_idle: float | None = typer.Option(None, min=0.1, metavar="SECONDS", help="Exit after this many seconds with no new messages and no lag.", rich_help_panel=KAFKA),
     session_timeout: float = typer.Option(10.0, min=6.0, metavar="SECONDS", help="Seconds before a silent runner's partitions move to the rest of the group.", rich_help_panel=KAFKA),
+    warm_up: Path | None = typer.Option(None, "--warm-up", metavar="FILE", help="Before going live, replay this history file (read with --format) through the feature state only: no scores, no alerts. Skipped when resuming.", rich_help_panel=SOURCE),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
@@ -67,6 +68,8 @@ def run(
 
     bundle = load_model(model)
     if source is SourceKind.kafka:
+        if warm_up is not None:
+            raise fail("--warm-up works with --source file or generator; Kafka runners keep their state in --state-dir")
         run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
                   dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
@@ -95,35 +98,49 @@ def run(
     ckpt = CheckpointFile(checkpoint) if checkpoint is not None else None
     if fresh and ckpt is not None:
         ckpt.clear()
+    if warm_up is not None:
+        from fraudstream.services.cli.warm_up import warm_from_file
+
+        warm = warm_from_file(warm_up, fmt, ckpt)
+        initial = {"initial_state": warm.state} if warm is not None else {}
+    else:
+        initial = {}
     run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
                  checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
-                 mismatch=CheckpointMismatch)
+                 mismatch=CheckpointMismatch, **initial)
 
 
-def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> RunStats:
-    """The embedded runner over ``src``, with the live view, signals and summary of :func:`_drive`."""
+def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], role: str = "",
+                 **options) -> RunStats:
+    """The embedded runner over ``src``, with the live view, signals and summary of :func:`_drive`; ``role``
+    (e.g. ``demo``) goes into the runner's name on the dashboard."""
     from fraudstream.services.runners.embedded import EmbeddedRunner
 
     runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
     try:
-        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name)
+        return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name,
+                      role=role)
     except mismatch as error:
         raise fail(str(error)) from None
 
 
-def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> RunStats:
+def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: str = "") -> RunStats:
     """Run with a live view, heartbeats in the store for the dashboard, and graceful SIGINT/SIGTERM (finish the
     batch, checkpoint, exit); print the summary."""
-    from fraudstream.services.cli.live_view import render
+    from fraudstream.services.cli.live_view import StatusLines, render
     from fraudstream.services.runners.status import StatusReporter, runner_name
 
-    heartbeat = StatusReporter(alert_store, runner_name(source))
-    live = Live(console=console, refresh_per_second=4, transient=False) if live_view else nullcontext()
+    name = runner_name(source, role)
+    heartbeat = StatusReporter(alert_store, name)
+    lines = None if console.is_terminal else StatusLines(console, name)  # logs, nohup, containers: no live view
+    live = Live(console=console, refresh_per_second=4, transient=False) if live_view and lines is None else nullcontext()
     with live as view:
 
         def progress(stats: RunStats) -> None:
             if view is not None:
                 view.update(render(stats, title))
+            if lines is not None:
+                lines(stats)
             heartbeat(stats)
 
         runner.on_progress = progress

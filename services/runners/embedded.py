@@ -82,8 +82,12 @@ class EmbeddedRunner:
         checkpoint_seconds: float = 30.0,
         on_progress: Callable[[RunStats], None] | None = None,
         progress_seconds: float = 0.25,
+        initial_state: FeatureState | None = None,
+        initial_position: int = 0,
     ) -> None:
         self.source, self.bundle, self.store, self.checkpoint = source, bundle, store, checkpoint
+        # where a run without a checkpoint starts: a warm-up's state, after the rows it already covered
+        self.initial_state, self.initial_position = initial_state, initial_position
         self.batch_size = batch_size
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
         self.on_progress, self.progress_seconds = on_progress, progress_seconds
@@ -151,11 +155,9 @@ class EmbeddedRunner:
         return stats
 
     def _resume(self) -> tuple[FeatureState, int]:
-        if self.checkpoint is None:
-            return FeatureState(), 0
-        saved = self.checkpoint.load()
-        if saved is None:
-            return FeatureState(), 0
+        if self.checkpoint is None or (saved := self.checkpoint.load()) is None:
+            state = self.initial_state if self.initial_state is not None else FeatureState()
+            return state, self.initial_position
         if saved.source != self.source.name:
             raise CheckpointMismatch(
                 f"checkpoint {self.checkpoint.path} is for {saved.source!r}, not {self.source.name!r}; "

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import PurePath
 
 from fraudstream.services.runners.embedded import RunStats
 from fraudstream.services.stores.alerts.base import AlertStore, RunnerStatus
@@ -17,9 +18,26 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 
 
-def runner_name(source: str) -> str:
-    """A name that tells runners apart: what they read, on which host, in which process."""
-    return f"{source}@{socket.gethostname()}:{os.getpid()}"
+def runner_name(source: str, role: str = "") -> str:
+    """What an analyst reads for a runner, unique per process: what it reads, on which host, in which process.
+
+    ``source`` is the source's own id (``generator:cards=…``, ``file:PATH``, ``kafka:TOPIC/GROUP``); ``role`` says
+    who started it (``demo``).
+
+    >>> import os, socket
+    >>> runner_name("file:data/in/tx.csv") == f"file tx.csv on {socket.gethostname()} (pid {os.getpid()})"
+    True
+    >>> runner_name("generator:cards=2000,days=30,seed=7", role="demo").startswith("demo generator on ")
+    True
+    """
+    kind, _, detail = source.partition(":")
+    if kind == "file" and detail:
+        what = f"file {PurePath(detail).name}"
+    elif kind == "kafka" and detail:
+        what = f"kafka {detail}"
+    else:
+        what = kind or "runner"
+    return f"{role + ' ' if role else ''}{what} on {socket.gethostname()} (pid {os.getpid()})"
 
 
 class StatusReporter:

@@ -87,7 +87,7 @@ def test_run_sends_every_malformed_row_to_dead_letters_and_scores_the_rest(model
          "--no-live-view", "--batch-size", "100"],
         check=True, capture_output=True, text=True,
     )
-    summary = " ".join(done.stderr.split())
+    summary = " ".join(done.stderr.split("finished:")[-1].split())  # the final summary, not the periodic status lines
     scored = int(re.search(r"([\d,]+) scored", summary).group(1).replace(",", ""))
     letters = int(re.search(r"([\d,]+) dead letters", summary).group(1).replace(",", ""))
     assert scored == len(valid_ids)

@@ -36,7 +36,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def open_page(page: Page, name: str) -> None:
     """Click a page in the sidebar and wait for it to draw."""
     page.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
-    expect(page.get_by_test_id("stHeading").first).to_be_visible()
+    expect(page.get_by_test_id("stHeading").filter(has_text=name).first).to_be_visible()  # the new page, not the last
     wait_for_streamlit(page)
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0)  # lazily loaded widgets have drawn
 
@@ -46,11 +46,12 @@ def test_demo_alerts_show_up_live_and_a_label_reaches_the_store(demo: tuple[str,
     page.goto(url)
     alerts = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Alerts", exact=True)).get_by_test_id("stMetricValue")
     expect(alerts).to_have_text(re.compile(r"^[1-9][\d,]*$"), timeout=90_000)  # the Live fragment refreshes by itself
-    throughput = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Throughput", exact=True))
+    throughput = page.get_by_test_id("stMetric").filter(has=page.get_by_text("Throughput, last minute", exact=True))
     expect(throughput.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^[\d,]+ tx/s$"))  # heartbeats
     expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # our page list only, not Streamlit's file pages
     assert set(SHOTS) | {"Alert"} == set(PAGES)
 
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()  # the newest alerts have drawn
     for name, shot in SHOTS.items():
         if name != "Live":
             open_page(page, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -96,8 +97,25 @@ def test_live_shows_counts_and_newest_alert_first(filled: Path) -> None:
     assert not at.info
     frame = at.dataframe[0].value
     assert frame["transaction"].iloc[0] == NEWEST
-    assert list(frame.columns) == ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "why"]
+    assert list(frame.columns) == ["transaction", "time (UTC)", "card", "merchant", "amount", "score", "history", "why"]
     assert frame["why"].iloc[0] == "night-time spend"
+
+
+def test_alerts_raised_on_thin_history_are_flagged_in_tables_and_on_the_alert_page(filled: Path) -> None:
+    import dataclasses
+
+    thin = "thin history: first transaction seen for this card, its usual behaviour is not known yet"
+    store = open_store(filled)
+    store.write([dataclasses.replace(alert(7, 6, "c7", "m1", 64.0, 0.7, "far from home"),
+                                     reasons=("far from home", thin))])
+    store.close()
+    frame = run_page("Live").dataframe[0].value
+    assert frame.set_index("transaction")["history"].to_dict() == {"t00007": "thin", **{a.transaction_id: "" for a in ALERTS}}
+    at = open_link(page="Alert", id="t00007")
+    assert any("Thin history" in w.value for w in at.warning)
+    assert not open_link(page="Alert", id="t00003").warning
+    assert any(c.value.startswith("1 of these alerts were raised while the card had too little history")
+               for c in run_page("Trends").caption)
 
 
 def test_search_by_card_returns_exactly_that_cards_alerts(filled: Path) -> None:
@@ -247,14 +265,39 @@ def test_map_draws_alerts_with_coordinates_and_a_cards_home(filled: Path) -> Non
     from fraudstream.dashboard.views.map import locations
 
     at = run_page("Map")
-    assert any("all 6 alert(s); 1 without merchant coordinates are left out" in c.value for c in at.caption)
+    assert any(c.value.startswith("5 alerts at 5 locations; 1 without merchant coordinates are left out.") for c in at.caption)
     assert len(at.get("vega_lite_chart")) == 1
     at.text_input(key="map_card").input("c1").run()
     assert not at.exception, at.exception
-    assert any("all 3 alert(s)" in c.value for c in at.caption)
+    assert any(c.value.startswith("3 alerts at 3 locations.") for c in at.caption)
     frame = locations(ALERTS)
     assert list(frame["transaction"]) == ["t00001", "t00002", "t00003", "t00005", "t00006"]
     assert frame.loc[frame["transaction"] == "t00003", ["merchant_lat", "merchant_lon", "home_lat"]].values.tolist() == [[43.0, -83.0, 40.7]]
+
+
+def test_map_counts_alerts_per_location_draws_outlines_and_labels_its_axes(store_path: Path) -> None:
+    """992 alerts at 20 places are 20 marks that say 992, over country and state outlines with degree axes."""
+    import json
+
+    from fraudstream.dashboard.views.map import alert_map, by_place, locations
+
+    alerts = [alert(n, n % 48, f"c{n % 40}", f"m{n % 20}", 10.0, 0.6 + (n % 7) / 100, "r") for n in range(5, 997)]
+    alerts = [dataclasses.replace(a, record={**a.record, "merchant_lat": 30.0 + n % 20 / 2, "merchant_lon": -100.0 + n % 20})
+              for n, a in enumerate(alerts)]
+    places = by_place(locations(alerts))
+    assert len(places) == 20 and places["alerts"].sum() == 992 and places["alerts"].max() == 50
+    spec = alert_map(locations(alerts)).to_dict()
+    outlines, marks = spec["layer"]
+    assert marks["encoding"]["size"]["field"] == "alerts" and marks["encoding"]["color"]["field"] == "alerts"
+    assert "°W" in marks["encoding"]["x"]["axis"]["labelExpr"] and marks["encoding"]["x"]["title"] == "longitude"
+    assert marks["encoding"]["y"]["title"] == "latitude"
+    lines = spec["datasets"][outlines["data"]["name"]]
+    assert {row["layer"] for row in lines} == {"country", "state"} and len(lines) > 500  # the US and its states
+    assert len(json.dumps(spec)) < 400_000  # thinned for the browser
+    store = open_store(store_path)
+    store.write(alerts)
+    store.close()
+    assert any(c.value.startswith("992 alerts at 20 locations.") for c in run_page("Map").caption)
 
 
 def test_map_for_an_unknown_card_says_so(filled: Path) -> None:
@@ -377,6 +420,41 @@ def test_cli_refuses_a_port_in_use_with_a_clear_error() -> None:
     assert f"cannot serve the dashboard on 127.0.0.1:{port}" in result.output and "--port" in result.output
 
 
+def _time_wait_port() -> int:
+    """A port whose only trace is a TIME_WAIT connection (what a stopped dashboard leaves for a minute)."""
+    import socket
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit's server does (Linux keeps it in TIME_WAIT)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end of the connection, on `port`, goes to TIME_WAIT
+        client.recv(1)  # wait for the FIN to arrive before closing our end
+        client.close()
+    return port
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_dashboard_counts_as_free() -> None:
+    port = _time_wait_port()
+    cli_dashboard.check_port_free("127.0.0.1", port)  # Ctrl-C then `make demo` again must not fail for a minute
+
+
+def test_a_real_listener_is_reported_as_another_program() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: the probe must still see it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli_app, ["dashboard", "--port", str(port)])
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{port} is in use by another program" in " ".join(result.output.split())
+
+
 def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled: Path) -> None:
     import time
 
@@ -384,16 +462,19 @@ def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled
 
     now = int(time.time() * 1000)
     store = open_store(filled)
-    store.write_status(RunnerStatus("generator@h:1", now - 10_000, now - 60_000, 4_000, 3_990, 30, 10, 150.0))
-    store.write_status(RunnerStatus("generator@h:1", now - 5_000, now - 60_000, 5_000, 4_990, 40, 10, 175.0))
-    store.write_status(RunnerStatus("old@h:2", now - 600_000, now - 900_000, 100, 100, 50, 0, 9.0))  # silent
+    run = "demo generator on h (pid 1)"  # a replay at full speed, then 200/s: the average since start says 1,000/s
+    store.write_status(RunnerStatus(run, now - 120_000, now - 300_000, 200_000, 199_000, 20, 10, 1_111.0))  # too old
+    store.write_status(RunnerStatus(run, now - 55_000, now - 300_000, 230_000, 229_000, 30, 10, 1_000.0))
+    store.write_status(RunnerStatus(run, now - 5_000, now - 300_000, 240_000, 238_990, 40, 10, 975.0))
+    store.write_status(RunnerStatus("file old.csv on h (pid 2)", now - 600_000, now - 900_000, 100, 100, 50, 0, 9.0))  # silent
     store.close()
     at = run_page("Live")
-    assert metric(at, "Throughput") == "175 tx/s"  # the running runner only
-    assert metric(at, "Alert rate") == f"{40 * 1000 / 4_990:.1f} per 1,000"
-    assert metric(at, "Read (this run)") == "5,000"
+    assert metric(at, "Throughput, last minute") == "200 tx/s"  # (240,000 - 230,000) rows in 50 s
+    assert metric(at, "Average since start") == "975 tx/s"  # the running runner only
+    assert metric(at, "Alert rate") == f"{40 * 1000 / 238_990:.1f} per 1,000"
+    assert metric(at, "Read (this run)") == "240,000"
     states = " ".join(c.value for c in at.caption)
-    assert "generator@h:1: running since" in states and "10 dead letters" in states and "old@h:2: silent" in states
+    assert f"{run}: running since" in states and "10 dead letters" in states and "file old.csv on h (pid 2): silent" in states
     at = run_page("Trends")
     assert "Alert rate, last 24 hours (wall clock)" in [h.value for h in at.subheader]
     assert len(at.get("vega_lite_chart")) == 5  # the alert-rate chart joins the four others
@@ -402,4 +483,4 @@ def test_live_shows_throughput_and_alert_rate_from_the_runners_heartbeats(filled
 def test_live_without_heartbeats_says_where_the_numbers_come_from(filled: Path) -> None:
     at = run_page("Live")
     assert any("No pipeline has reported in the last 15 minutes" in c.value for c in at.caption)
-    assert not [m for m in at.metric if m.label == "Throughput"]
+    assert not [m for m in at.metric if m.label.startswith("Throughput")]

@@ -153,3 +153,19 @@ def test_scoring_decides_alerts_with_the_policy_function_only(monkeypatch: pytes
     assert not any(d.alert for d in scoring.Scorer(bundle).decide_batch(txns))
     assert not any(scoring.Scorer(bundle).decide(t).alert for t in txns)
     assert len(calls) == 1 + len(txns)  # one vectorised call per batch, one per single decision
+
+
+def test_alerts_on_cards_with_thin_history_carry_the_marker_and_the_rest_do_not() -> None:
+    import dataclasses
+
+    from fraudstream.model.reasons import THIN_HISTORY_TXNS, is_thin_history
+    from fraudstream.model.scoring import Scorer
+    from fraudstream.model.train import train_bundle
+
+    bundle = train_bundle(np.random.default_rng(0).normal(size=(300, len(FEATURE_NAMES))), created_at="2026-01-01T00:00:00Z")
+    everything = dataclasses.replace(bundle, threshold=0.0)  # every transaction alerts: only the marker is under test
+    txns = [make_txn(i, T0 + i * 3_600_000) for i in range(THIN_HISTORY_TXNS + 3)]
+    decisions = Scorer(everything).decide_batch(txns)
+    assert [is_thin_history(d.reasons) for d in decisions] == [True] * THIN_HISTORY_TXNS + [False] * 3
+    assert decisions[0].reasons[-1].startswith("thin history: first transaction seen for this card")
+    assert not any("card has little history" in r for d in decisions for r in d.reasons)  # said once, by the marker

@@ -244,3 +244,46 @@ def test_a_sqlite_url_store_also_gets_a_checkpoint(work: dict[str, Path], tmp_pa
        "--no-live-view")
     assert store.is_file()
     assert store.with_suffix(".checkpoint").is_file()
+
+
+def test_run_without_a_terminal_prints_a_status_line_for_the_logs(work: dict[str, Path]) -> None:
+    result = ok(*args_for("run", work)[:-1], "--live-view")  # asked for the live view, but stdout is no terminal
+    status = [line for line in result.stderr.splitlines() if line.startswith("status ")]
+    assert status and " read, " in status[0] and " alerts (" in status[0], result.stderr
+
+
+def _alert_ids(store: Path) -> set[str]:
+    with sqlite3.connect(store) as db:
+        return {tid for (tid,) in db.execute("SELECT transaction_id FROM alerts")}
+
+
+def test_run_warm_up_replays_history_through_the_state_only(work: dict[str, Path], tmp_path: Path) -> None:
+    """A warmed-up run alerts on the live rows exactly as a run that had seen the history, and never on history."""
+    data, model = work["data"], work["model"]
+    with open(data, newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    cut = len(rows) * 3 // 4
+    history, live = tmp_path / "history.csv", tmp_path / "live.csv"
+    for path, part in ((history, rows[:cut]), (live, rows[cut:])):
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerows([header, *part])
+    live_ids = {row[header.index("transaction_id")] for row in rows[cut:]}
+
+    ok("run", "--source", "file", "--data", data, "--model", model, "--store", tmp_path / "all.db", "--no-live-view")
+    seen_history = _alert_ids(tmp_path / "all.db") & live_ids
+    cold = tmp_path / "cold.db"
+    ok("run", "--source", "file", "--data", live, "--model", model, "--store", cold, "--no-live-view")
+    warm = tmp_path / "warm.db"
+    result = ok("run", "--source", "file", "--data", live, "--model", model, "--store", warm, "--no-live-view",
+                "--warm-up", history)
+    assert f"with {cut:,} transactions from" in " ".join(result.stderr.split())
+    assert _alert_ids(warm) == seen_history  # history is never scored, and the live rows see it
+    assert len(_alert_ids(cold)) > len(seen_history)  # without it: the warm-up artefact (cards without history)
+
+    again = ok("run", "--source", "file", "--data", live, "--model", model, "--store", warm, "--no-live-view",
+               "--warm-up", history)  # resumes from the checkpoint: the history must not count twice
+    assert "already includes the warm-up" in " ".join(again.stderr.split()) and _alert_ids(warm) == seen_history
+
+
+def test_warm_up_is_refused_for_kafka(work: dict[str, Path]) -> None:
+    check_error(invoke("run", "--source", "kafka", "--model", work["model"], "--warm-up", work["data"]), "--warm-up")

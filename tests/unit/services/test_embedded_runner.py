@@ -378,3 +378,22 @@ def test_stop_while_the_source_idles_flushes_and_reads_no_further(rows: list[dic
     assert stats.position == 12 and stats.counters["scored"] == 12  # what it held was flushed
     assert consumed[-1] == 13  # nothing read after the stop
     assert set(store.alerts) == set(expected_alerts(bundle, rows[:12]))
+
+
+def test_a_warmed_up_run_starts_after_the_warm_up_rows_with_their_state(rows: list[dict[str, Any]], bundle: ModelBundle,
+                                                                         tmp_path: Path) -> None:
+    """The demo's case: the source's first rows are the history the state was warmed with; the run scores the rest
+    exactly as a run over everything would, alerts on none of the history, and a checkpoint then wins."""
+    from fraudstream.services.runners.warm_up import warm_up
+
+    cut = len(rows) // 2
+    warm = warm_up((i, validate(r)) for i, r in enumerate(rows[:cut], start=1))
+    source = ListSource(raw_rows(rows))
+    checkpoint = CheckpointFile(tmp_path / "run.checkpoint")
+    stats, store = run(source, bundle, checkpoint=checkpoint, initial_state=warm.state, initial_position=warm.last_position)
+    live = {tid: hit for tid, hit in expected_alerts(bundle, rows).items() if tid in {r["transaction_id"] for r in rows[cut:]}}
+    assert {a.transaction_id: (a.score, a.reasons) for a in store.alerts.values()} == live
+    assert source.afters == [cut] and stats.counters["scored"] == len(rows) - cut
+    again = ListSource(raw_rows(rows))
+    run(again, bundle, checkpoint=checkpoint, initial_state=warm.state, initial_position=1)
+    assert again.afters == [len(rows)]  # resuming: the checkpoint's position, not the warm-up's

@@ -49,10 +49,14 @@ def test_a_store_that_refuses_heartbeats_does_not_stop_the_run(caplog: pytest.Lo
     assert "store down" in caplog.text
 
 
-def test_runner_names_tell_processes_apart() -> None:
+def test_runner_names_are_readable_and_tell_processes_apart() -> None:
     import os
+    import socket
 
-    assert runner_name("generator").startswith("generator@") and runner_name("generator").endswith(f":{os.getpid()}")
+    where = f"on {socket.gethostname()} (pid {os.getpid()})"
+    assert runner_name("generator:cards=2000,days=30,seed=7,start=2026-01-01", role="demo") == f"demo generator {where}"
+    assert runner_name("file:/data/in/tx-2026.csv.gz") == f"file tx-2026.csv.gz {where}"
+    assert runner_name("kafka:transactions/fraudstream") == f"kafka transactions/fraudstream {where}"
 
 
 def test_dashboard_alert_rate_is_per_interval_and_restarts_are_not_intervals() -> None:
