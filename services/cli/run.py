@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 import typer
 from rich.live import Live
 
-from fraudstream.services.cli.common import FORMAT_HELP, console, fail, load_model
+from fraudstream.services.cli.common import FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, event_window, fail, load_model
 
 if TYPE_CHECKING:
-    from fraudstream.services.runners.embedded import RunStats
+    from fraudstream.services.pipeline.core import EventTimeWindow
+    from fraudstream.services.runners.stats import RunStats
 
 
 class SourceKind(str, Enum):
@@ -50,6 +51,8 @@ def run(
     metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off)."),
     stop_when_idle: float | None = typer.Option(None, min=0.1, help="Kafka: exit after this many seconds with no new messages and no lag."),
     session_timeout: float = typer.Option(10.0, min=6.0, help="Kafka: seconds before a silent runner's partitions move to the rest of the group."),
+    not_before: str = typer.Option("2000-01-01", help=NOT_BEFORE_HELP),
+    max_ahead_hours: float = typer.Option(24.0, help=MAX_AHEAD_HELP),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
@@ -59,12 +62,13 @@ def run(
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
     from fraudstream.services.stores.alerts import open_store
 
+    window = event_window(not_before, max_ahead_hours)
     bundle = load_model(model)
     if source is SourceKind.kafka:
         run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
                   dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
-                  session_timeout=session_timeout)
+                  session_timeout=session_timeout, window=window)
         return
     if source is SourceKind.file:
         if data is None:
@@ -91,7 +95,7 @@ def run(
         ckpt.clear()
     run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
                  checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
-                 mismatch=CheckpointMismatch)
+                 mismatch=CheckpointMismatch, window=window)
 
 
 def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> RunStats:
@@ -135,7 +139,7 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> Run
     p99 = stats.latency_ms(0.99)
     console.print(
         f"{state}: {c['read']:,} read, {c['scored']:,} scored, {c['alerts']:,} alerts, "
-        f"{c['dead_letters']:,} dead letters; {stats.rate():,.0f} rows/s"
+        f"{c['dead_letters']:,} dead letters, {c['duplicates']:,} duplicates; {stats.rate():,.0f} rows/s"
         + (f", p99 latency {p99:.1f} ms" if p99 is not None else ""),
         soft_wrap=True,
     )
@@ -144,7 +148,8 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> Run
 
 def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: str, scored_topic: str,
               dlq_topic: str, replication: int, state_dir: Path, metrics_port: int,
-              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float) -> None:
+              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float,
+              window: EventTimeWindow | None = None) -> None:
     """The consumer-group runner, with the same live view, signals and summary as the embedded one."""
     from fraudstream.services.kafka.settings import KafkaSettings
     from fraudstream.services.kafka.topics import KafkaUnavailable
@@ -165,7 +170,7 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
         settings, bundle, alert_store, SnapshotDir(state_dir), group=group,
         topics=KafkaTopics(topic, scored_topic, dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
-        session_timeout_s=session_timeout,
+        session_timeout_s=session_timeout, window=window,
     )
     try:
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",

@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from fraudstream.services.runners.embedded import RunStats
+from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.stores.alerts.base import AlertStore, RunnerStatus
 
 log = logging.getLogger(__name__)
