@@ -5,8 +5,10 @@ JSON Lines), each optionally ``.gz``. Text is UTF-8; a byte-order mark is skippe
 bytes become U+FFFD rather than stopping the read.
 
 :func:`read_rows` gives the parsed rows as they are (a runner source uses it);
-:func:`read_transactions` maps and validates them, sending every bad row to a dead-letter sink
-with its position and reason and carrying on.
+:func:`read_transactions` maps them and admits them through the pipeline core (contract,
+event-time window, duplicate ids), sending every bad row to a dead-letter sink with its position
+and reason and carrying on. A ``.gz`` file that is not gzip, or is damaged, is a
+:class:`FileFormatError` naming the file.
 
 >>> import tempfile, pathlib
 >>> from fraudstream.services.stores.dead_letters import ListDeadLetterSink
