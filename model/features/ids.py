@@ -33,8 +33,8 @@ MAX_IDS_PER_CARD = 64
 _encode = msgspec.msgpack.encode
 
 
-def fingerprint(txn: Transaction) -> int:
-    """A stable 63-bit digest of what the transaction is (when, where, how much, how), not of labels or extras.
+def fingerprint(txn: Transaction) -> bytes:
+    """A stable 8-byte digest of what the transaction is (when, where, how much, how), not of labels or extras.
 
     ``is_fraud`` and unknown fields are left out: a retry may carry a later label or delivery metadata.
     """
@@ -42,7 +42,7 @@ def fingerprint(txn: Transaction) -> int:
         txn.timestamp_ms, txn.utc_offset_min, txn.merchant_id, txn.amount, txn.currency, txn.merchant_category,
         txn.channel, txn.country, txn.card_lat, txn.card_lon, txn.merchant_lat, txn.merchant_lon, txn.device_id, txn.ip,
     ))
-    return int.from_bytes(blake2b(content, digest_size=8).digest(), "big") >> 1
+    return blake2b(content, digest_size=8).digest()
 
 
 def remember_id(card: CardState, txn: Transaction) -> int:

@@ -47,7 +47,7 @@ class CardState:
         self.merchants: dict[str, None] = {}
         self.categories: dict[str, None] = {}
         self.countries: dict[str, None] = {}
-        self.ids: dict[str, tuple[int, int]] = {}  # recent transaction ids: (event time, fingerprint); see ids.py
+        self.ids: dict[str, tuple[int, bytes]] = {}  # recent transaction ids: (event time, fingerprint); see ids.py
 
     def to_list(self) -> list[Any]:
         """A msgpack/JSON-friendly snapshot, restored by :meth:`from_list`."""

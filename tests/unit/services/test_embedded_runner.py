@@ -265,6 +265,22 @@ def test_a_finished_run_resumes_at_the_end_and_changes_nothing(
     assert store.alerts == before
 
 
+def test_retries_and_reused_ids_are_recognised_across_a_checkpoint_and_resume(
+    rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path
+) -> None:
+    first, later = rows[:200], rows[200:260]
+    retries = [dict(r) for r in first[-10:]]  # delivered again after the restart
+    reused = [{**r, "amount": r["amount"] + 1} for r in first[-20:-10]]  # other transactions with those ids
+    items = raw_rows(first + later + retries + reused)
+    checkpoint = CheckpointFile(tmp_path / "c.checkpoint")
+    store = MemoryAlertStore()
+    EmbeddedRunner(ListSource(items[:200]), bundle, store, checkpoint, batch_size=50).run()
+    stats = EmbeddedRunner(ListSource(items), bundle, store, checkpoint, batch_size=50).run()
+    assert stats.resumed_from == 200
+    assert stats.counters["duplicates"] == 10 and stats.counters["scored"] == 260
+    assert [letter.field for letter in store.dead_letters()] == ["transaction_id"] * 10
+
+
 def test_a_checkpoint_from_another_source_is_refused(rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path) -> None:
     checkpoint = CheckpointFile(tmp_path / "c.checkpoint")
     EmbeddedRunner(ListSource(raw_rows(rows[:50]), name="file:a.csv"), bundle, MemoryAlertStore(), checkpoint).run()
