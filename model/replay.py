@@ -1,4 +1,5 @@
-"""Event-time order for replays: training and batch scoring see history as the live stream would."""
+"""Event-time order for training: history is learnt as it happened. Scoring keeps the input's own order
+(the order a stream delivers it), so batch and real-time runs give the same answers."""
 
 from __future__ import annotations
 

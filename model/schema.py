@@ -281,12 +281,12 @@ def _amount(value: Any) -> float:
         raise InvalidTransaction("amount", "is required")
     else:
         amount = _number(value, "amount")
-    if 0.0 < amount <= MAX_AMOUNT:  # also false for NaN
+    if 0.0 <= amount <= MAX_AMOUNT:  # also false for NaN; 0 is a card check (a zero-amount authorisation)
         return amount
     if not math.isfinite(amount):
         raise InvalidTransaction("amount", f"must be a finite number, got {amount!r}")
-    if amount <= 0:
-        raise InvalidTransaction("amount", f"must be greater than 0, got {amount!r}")
+    if amount < 0:
+        raise InvalidTransaction("amount", f"must be 0 or more, got {amount!r}")
     raise InvalidTransaction("amount", f"must be at most {MAX_AMOUNT:g}, got {amount!r}")
 
 
@@ -412,7 +412,7 @@ def validate(raw: Mapping[str, Any]) -> Transaction:
     value = get("merchant_id")
     merchant_id = value if type(value) is str and 0 < len(value) <= 256 else _required_id(value, "merchant_id")
     value = get("amount")
-    amount = value if type(value) is float and 0.0 < value <= MAX_AMOUNT else _amount(value)
+    amount = value if type(value) is float and 0.0 <= value <= MAX_AMOUNT else _amount(value)
     value = get("currency")
     currency = value if type(value) is str and value in _CURRENCIES_SEEN else _currency(value)
     value = get("merchant_category")

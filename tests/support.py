@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import signal
 import socket
@@ -156,3 +157,39 @@ def serving(args: list[str], url: str, log: Path) -> Iterator[subprocess.Popen]:
         yield process
     finally:
         stop_group(process)
+
+
+def messy_copy(data: Path, target: Path) -> dict[str, int]:
+    """``data`` rewritten the way real feeds arrive: retries, reused ids, rows out of order, impossible
+    times and zero-amount card checks. Returns how many of each were put in."""
+    with open(data, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    messy: list[dict[str, str]] = []
+    later: dict[int, list[dict[str, str]]] = {}
+    counts = {"retries": 0, "reused": 0, "impossible": 0}
+    for i, row in enumerate(rows):
+        messy.append(row)
+        messy.extend(later.pop(i, []))
+        if i % 29 == 3:  # a retry a few rows later (same id, same content; another delivery)
+            later.setdefault(i + 4, []).append(dict(row))
+            counts["retries"] += 1
+        if i % 31 == 5:  # another transaction of the same card reusing the id
+            later.setdefault(i + 9, []).append({**row, "amount": f"{float(row['amount']) + 17.25:.2f}"})
+            counts["reused"] += 1
+        if i % 97 == 11:
+            messy.append({**row, "transaction_id": f"old-{i}", "timestamp": "1970-01-01T00:00:00Z"})
+            messy.append({**row, "transaction_id": f"far-{i}", "timestamp": "9999-12-31T00:00:00Z"})
+            counts["impossible"] += 2
+        if i % 53 == 7:
+            messy.append({**row, "transaction_id": f"check-{i}", "amount": "0.00"})
+    for start in range(0, len(messy) - 12, 40):  # out of order: rows late by up to a dozen places
+        block = messy[start : start + 12]
+        messy[start : start + 12] = block[::-1]
+    with open(target, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(messy)
+    return counts
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fraudstream.model.features.ids import remember_id
 from fraudstream.model.features.state import CardState, MerchantState
 from fraudstream.model.features.step import step
 
@@ -29,6 +30,13 @@ class FeatureState:
         if merchant is None:
             merchant = self.merchants[txn.merchant_id] = MerchantState()
         return step(card, merchant, txn)
+
+    def remember_id(self, txn: Transaction) -> int:
+        """Whether ``txn``'s id is new to its card, a retry or a conflict (see :mod:`~fraudstream.model.features.ids`)."""
+        card = self.cards.get(txn.card_id)
+        if card is None:
+            card = self.cards[txn.card_id] = CardState()
+        return remember_id(card, txn)
 
     def snapshot(self) -> dict[str, Any]:
         """Plain lists and dicts (msgpack/JSON friendly), restored by :meth:`restore`."""

@@ -28,7 +28,7 @@ class CardState:
         "t", "seen", "c1h", "c1d", "c7d", "amount_1d",
         "n30", "amount_30", "log_30", "log_sq_30", "small_1h",
         "hour_blocks", "hour_ref", "last_lat", "last_lon", "last_loc_t",
-        "merchants", "categories", "countries",
+        "merchants", "categories", "countries", "ids",
     )
 
     def __init__(self) -> None:
@@ -47,6 +47,7 @@ class CardState:
         self.merchants: dict[str, None] = {}
         self.categories: dict[str, None] = {}
         self.countries: dict[str, None] = {}
+        self.ids: dict[str, tuple[int, bytes]] = {}  # recent transaction ids: (event time, fingerprint); see ids.py
 
     def to_list(self) -> list[Any]:
         """A msgpack/JSON-friendly snapshot, restored by :meth:`from_list`."""
@@ -55,6 +56,7 @@ class CardState:
             self.n30, self.amount_30, self.log_30, self.log_sq_30, self.small_1h,
             list(self.hour_blocks), self.hour_ref, self.last_lat, self.last_lon, self.last_loc_t,
             list(self.merchants), list(self.categories), list(self.countries),
+            {key: list(value) for key, value in self.ids.items()},
         ]
 
     @classmethod
@@ -63,11 +65,12 @@ class CardState:
         (state.t, state.seen, state.c1h, state.c1d, state.c7d, state.amount_1d,
          state.n30, state.amount_30, state.log_30, state.log_sq_30, state.small_1h,
          blocks, state.hour_ref, state.last_lat, state.last_lon, state.last_loc_t,
-         merchants, categories, countries) = values
+         merchants, categories, countries, *ids) = values  # snapshots before ids had 19 values
         state.hour_blocks = list(blocks)
         state.merchants = dict.fromkeys(merchants)
         state.categories = dict.fromkeys(categories)
         state.countries = dict.fromkeys(countries)
+        state.ids = {key: (value[0], value[1]) for key, value in ids[0].items()} if ids else {}
         return state
 
 

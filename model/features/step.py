@@ -65,7 +65,7 @@ INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # state layout changes; a new feature list changes FEATURES_VERSION by itself. Runners key their
 # saved feature state on FEATURES_VERSION (not on the model), so a retrain keeps the state.
 # tests/unit/model/test_features_version.py fails when the output changes without a bump.
-FEATURES_REVISION = 1
+FEATURES_REVISION = 2  # 2: zero amounts (ratios floored at a cent), recent-id memory in the card state
 
 
 def features_version(revision: int, names: tuple[str, ...]) -> str:
@@ -76,6 +76,7 @@ def features_version(revision: int, names: tuple[str, ...]) -> str:
 FEATURES_VERSION = features_version(FEATURES_REVISION, FEATURE_NAMES)
 
 SMALL_AMOUNT = 5.0
+MIN_RATIO_AMOUNT = 0.01  # amounts and means in ratios are floored at a cent: no log(0) for 0.00 card checks
 MAX_SPEED_KMH = 20_000.0
 MAX_HISTORY = 10_000
 NO_PREVIOUS_SECONDS = 30 * 86_400  # what "time since previous" reads for a card's first transaction
@@ -91,6 +92,7 @@ def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[fl
     t = txn.timestamp_ms
     amount = txn.amount
     log_amount = log1p(amount)
+    ratio_amount = amount if amount >= MIN_RATIO_AMOUNT else MIN_RATIO_AMOUNT  # zero-amount checks: no log(0)
     local_ms = t + txn.utc_offset_min * 60_000
     hour = (local_ms % DAY_MS) / HOUR_MS
     weekday = float((local_ms // DAY_MS + 3) % 7)
@@ -135,7 +137,7 @@ def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[fl
     n30 = card.n30
     if n30 > 1e-9:
         mean_amount = card.amount_30 / n30
-        ratio_log = log(amount / mean_amount) if mean_amount > 0 else 0.0
+        ratio_log = log(ratio_amount / (mean_amount if mean_amount > MIN_RATIO_AMOUNT else MIN_RATIO_AMOUNT))
         mean_log = card.log_30 / n30
         var_log = card.log_sq_30 / n30 - mean_log * mean_log
         zscore = (log_amount - mean_log) / (sqrt(var_log if var_log > 0 else 0.0) + 0.25)
@@ -218,7 +220,10 @@ def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[fl
             v1h, v1d, v7d, v30 = exp(dt / HOUR_MS), exp(dt / DAY_MS), exp(dt / WEEK_MS), exp(dt / MONTH_MS)
     m_c1h = merchant.c1h
     velocity = log((m_c1h + 1.0) / (merchant.c7d / 168.0 + 1.0))
-    m_ratio = log(amount * merchant.n30 / merchant.amount_30) if merchant.amount_30 > 0 else 0.0
+    if merchant.amount_30 > MIN_RATIO_AMOUNT * merchant.n30:
+        m_ratio = log(ratio_amount * merchant.n30 / merchant.amount_30)
+    else:  # no history, or a mean under a cent (zero-amount checks): the mean counts as a cent
+        m_ratio = log(ratio_amount / MIN_RATIO_AMOUNT) if merchant.n30 > 0 else 0.0
     features_merchant = (m_c1h, merchant.c1d, velocity, merchant.new_cards_1h, m_ratio)
     merchant.c1h += v1h
     merchant.c1d += v1d

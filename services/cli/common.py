@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from fraudstream.model.replay import in_event_order
-from fraudstream.model.schema import Transaction
+from fraudstream.model.schema import InvalidTransaction, Transaction, parse_timestamp
+from fraudstream.services.pipeline.core import EventTimeWindow, Intake
 from fraudstream.services.sources.files import check_file, read_transactions
 from fraudstream.services.sources.mapping import resolve_format
 from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
@@ -26,6 +27,8 @@ STORE_HELP = (
 )
 # Help strings are Rich markup: a literal "[default: x]" would vanish (read as a style tag), so
 # computed defaults go in typer.Option(show_default="...") and brackets in help texts are escaped.
+NOT_BEFORE_HELP = "Earliest plausible event time (YYYY-MM-DD or RFC 3339); earlier rows are dead letters."
+MAX_AHEAD_HELP = "Rows more than this many hours ahead of the newest event and the clock are dead letters."
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -62,8 +65,23 @@ def dead_letter_path(data: Path, explicit: Path | None) -> Path:
     return explicit if explicit is not None else data.with_name(data.name + ".dead_letters.jsonl")
 
 
-def read_history(data: Path, fmt: str, dead_letters: Path) -> list[tuple[int, Transaction]]:
-    """All valid rows of ``data`` in event-time order; bad rows go to ``dead_letters`` (summarised)."""
+def event_window(not_before: str, max_ahead_hours: float) -> EventTimeWindow:
+    """The event-time window from the command line (``--not-before``, ``--max-ahead-hours``)."""
+    try:
+        earliest, _ = parse_timestamp(not_before if "T" in not_before else f"{not_before}T00:00:00Z")
+    except InvalidTransaction as error:
+        raise fail(f"--not-before must be a date (YYYY-MM-DD) or an RFC 3339 time: {error.reason}") from None
+    if not 0 <= max_ahead_hours < 1e6:
+        raise fail(f"--max-ahead-hours must be 0 or more, got {max_ahead_hours}")
+    return EventTimeWindow(earliest, round(max_ahead_hours * 3_600_000))
+
+
+def read_history(
+    data: Path, fmt: str, dead_letters: Path, *, event_order: bool = True, window: EventTimeWindow | None = None
+) -> list[tuple[int, Transaction]]:
+    """All admitted rows of ``data`` (the pipeline core's rules: contract, event-time window, duplicate ids,
+    applied in file order), in event-time order (training) or in file order (scoring: the order a stream
+    would deliver them); bad rows go to ``dead_letters`` (summarised)."""
     try:
         check_file(data)
         resolve_format(fmt)
@@ -71,9 +89,10 @@ def read_history(data: Path, fmt: str, dead_letters: Path) -> list[tuple[int, Tr
         raise fail(str(error)) from None
     rows: list[tuple[int, Transaction]] = []
     dead_letters.unlink(missing_ok=True)  # this run's bad rows only
+    intake = Intake(str(data), window=window)
     with JsonlDeadLetterSink(dead_letters) as sink, progress() as bar:
         task = bar.add_task(f"reading {data.name}", total=None, rate="")
-        for i, row in enumerate(_read(data, fmt, sink), start=1):
+        for i, row in enumerate(_read(data, fmt, sink, intake), start=1):
             rows.append(row)
             if i % 50_000 == 0:
                 elapsed = bar.tasks[0].elapsed or 1e-9
@@ -82,13 +101,15 @@ def read_history(data: Path, fmt: str, dead_letters: Path) -> list[tuple[int, Tr
         bad = sink.count
     if bad:
         console.print(f"[yellow]{bad:,} invalid rows[/] went to {dead_letters} (each with its row number and reason)")
+    if intake.duplicates:
+        console.print(f"{intake.duplicates:,} duplicates (retries of a transaction already read) skipped")
     if not rows:
         raise fail(f"no valid transactions in {data}")
-    return in_event_order(rows)
+    return in_event_order(rows) if event_order else rows
 
 
-def _read(data: Path, fmt: str, sink: JsonlDeadLetterSink) -> Iterator[tuple[int, Transaction]]:
+def _read(data: Path, fmt: str, sink: JsonlDeadLetterSink, intake: Intake) -> Iterator[tuple[int, Transaction]]:
     try:
-        yield from read_transactions(data, fmt, sink)
+        yield from read_transactions(data, fmt, sink, intake)
     except (ValueError, OSError) as error:  # MappingError, FileFormatError, decoding
         raise fail(str(error)) from None

@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fraudstream.services import defaults
-from fraudstream.services.cli.common import FORMAT_HELP, console, dead_letter_path, fail, load_model, read_history
+from fraudstream.services.cli.common import (
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, load_model, read_history,
+)
 
 
 def evaluate(
@@ -19,15 +21,18 @@ def evaluate(
     fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
     model: Path = typer.Option(defaults.MODEL_DIR, "--model", help="Model bundle directory (from fraudstream train or make demo)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
-    k: int = typer.Option(100, min=1, help="Cards reviewed per day for card precision@k."),
+    k: int = typer.Option(100, min=1, metavar="K", help="Cards reviewed per day for card precision@k."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
+    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
+    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
 ) -> None:
     """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate."""
     from fraudstream.model.evaluate import evaluate_transactions
     from fraudstream.model.scoring import Scorer
 
     bundle = load_model(model)
-    rows = read_history(data, fmt, dead_letter_path(data, dead_letters))
+    window = event_window(not_before, max_ahead_hours)
+    rows = read_history(data, fmt, dead_letter_path(data, dead_letters), event_order=False, window=window)
     txns = [t for _, t in rows]
     unlabelled = sum(t.is_fraud is None for t in txns)
     if unlabelled:

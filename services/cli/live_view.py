@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from rich.console import Console, Group
 from rich.table import Table
 
-from fraudstream.services.runners.embedded import RunStats
+from fraudstream.services.runners.stats import RunStats
 
 
 def render(stats: RunStats, title: str) -> Group:

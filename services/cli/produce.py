@@ -148,7 +148,8 @@ def _send(
     total: int | None, source: str, letters: Path | None, limit: int | None,
 ) -> None:
     from fraudstream.services.kafka.producer import CLOSE_TIMEOUT_S, ProduceStats, make_producer, produce_rows
-    from fraudstream.services.stores.dead_letters import DeadLetter, JsonlDeadLetterSink
+    from fraudstream.services.pipeline.core import unreadable
+    from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 
     with _kafka_errors():
         producer = make_producer(settings, acks, compression)
@@ -161,7 +162,7 @@ def _send(
             if getattr(row, "data", None) is not None:
                 yield row.data
             elif sink is not None and hasattr(row, "position"):  # IDLE markers have no position
-                sink.write(DeadLetter(source, str(row.position), None, row.error or "unreadable row", row.raw))
+                sink.write(unreadable(source, row.position, row.raw, row.error))
 
     stop = threading.Event()
 

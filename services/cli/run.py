@@ -12,10 +12,11 @@ import typer
 from rich.live import Live
 
 from fraudstream.services import defaults
-from fraudstream.services.cli.common import FORMAT_HELP, STORE_HELP, console, fail, load_model
+from fraudstream.services.cli.common import FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, STORE_HELP, console, event_window, fail, load_model
 
 if TYPE_CHECKING:
-    from fraudstream.services.runners.embedded import RunStats
+    from fraudstream.services.pipeline.core import EventTimeWindow
+    from fraudstream.services.runners.stats import RunStats
 
 
 SOURCE, MODEL_STORE, GENERATOR, CHECKPOINTING, KAFKA, OUTPUT = (
@@ -58,6 +59,8 @@ def run(
     stop_when_idle: float | None = typer.Option(None, min=0.1, metavar="SECONDS", help="Exit after this many seconds with no new messages and no lag.", rich_help_panel=KAFKA),
     session_timeout: float = typer.Option(10.0, min=6.0, metavar="SECONDS", help="Seconds before a silent runner's partitions move to the rest of the group.", rich_help_panel=KAFKA),
     warm_up: Path | None = typer.Option(None, "--warm-up", metavar="FILE", help="Before going live, replay this history file (read with --format) through the feature state only: no scores, no alerts. Skipped when resuming.", rich_help_panel=SOURCE),
+    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP, rich_help_panel=SOURCE),
+    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP, rich_help_panel=SOURCE),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
@@ -66,6 +69,7 @@ def run(
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
     from fraudstream.services.stores.alerts import open_store
 
+    window = event_window(not_before, max_ahead_hours)
     bundle = load_model(model)
     if source is SourceKind.kafka:
         if warm_up is not None:
@@ -73,7 +77,7 @@ def run(
         run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
                   dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
-                  session_timeout=session_timeout)
+                  session_timeout=session_timeout, window=window)
         return
     if source is SourceKind.file:
         if data is None:
@@ -107,7 +111,7 @@ def run(
         initial = {}
     run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
                  checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
-                 mismatch=CheckpointMismatch, **initial)
+                 mismatch=CheckpointMismatch, window=window, **initial)
 
 
 def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], role: str = "",
@@ -158,7 +162,7 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
     p99 = stats.latency_ms(0.99)
     console.print(
         f"{state}: {c['read']:,} read, {c['scored']:,} scored, {c['alerts']:,} alerts, "
-        f"{c['dead_letters']:,} dead letters; {stats.rate():,.0f} rows/s"
+        f"{c['dead_letters']:,} dead letters, {c['duplicates']:,} duplicates; {stats.rate():,.0f} rows/s"
         + (f", p99 latency {p99:.1f} ms" if p99 is not None else ""),
         soft_wrap=True,
     )
@@ -167,7 +171,8 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
 
 def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: str, scored_topic: str,
               dlq_topic: str, replication: int, state_dir: Path, metrics_port: int,
-              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float) -> None:
+              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float,
+              window: EventTimeWindow | None = None) -> None:
     """The consumer-group runner, with the same live view, signals and summary as the embedded one."""
     from fraudstream.services.kafka.settings import KafkaSettings
     from fraudstream.services.kafka.topics import KafkaUnavailable
@@ -188,7 +193,7 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
         settings, bundle, alert_store, SnapshotDir(state_dir), group=group,
         topics=KafkaTopics(topic, scored_topic, dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
-        session_timeout_s=session_timeout,
+        session_timeout_s=session_timeout, window=window,
     )
     try:
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",

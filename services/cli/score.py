@@ -1,4 +1,4 @@
-"""``fraudstream score``: replay a file in event-time order and write a verdict for every valid row."""
+"""``fraudstream score``: replay a file in its order (as a stream would deliver it) and write a verdict for every admitted row."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import typer
 
 from fraudstream.services import defaults
-from fraudstream.services.cli.common import FORMAT_HELP, console, dead_letter_path, load_model, read_history
+from fraudstream.services.cli.common import (
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, load_model, read_history,
+)
 
 CHUNK = 50_000
 
@@ -19,14 +21,17 @@ def score(
     model: Path = typer.Option(defaults.MODEL_DIR, "--model", help="Model bundle directory (from fraudstream train or make demo)."),
     out: Path = typer.Option(..., "--out", help="CSV to write, with columns transaction_id, score, alert, reasons."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
-    partitions: int = typer.Option(1, min=1, help="Keep state per Kafka partition of card_id, as the Kafka runner does with this many partitions."),
+    partitions: int = typer.Option(1, min=1, metavar="P", help="Keep state per Kafka partition of card_id, as the Kafka runner does with this many partitions."),
+    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
+    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
 ) -> None:
     """Score every valid row, carrying each card's history through the file; is_fraud is never read."""
     from fraudstream.model.scoring import Scorer
     from fraudstream.services.kafka.partitioning import PartitionedScorer
 
     bundle = load_model(model)
-    rows = read_history(data, fmt, dead_letter_path(data, dead_letters))
+    window = event_window(not_before, max_ahead_hours)
+    rows = read_history(data, fmt, dead_letter_path(data, dead_letters), event_order=False, window=window)
     scorer = PartitionedScorer(bundle, partitions) if partitions > 1 else Scorer(bundle)
     alerts = 0
     out.parent.mkdir(parents=True, exist_ok=True)

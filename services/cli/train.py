@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from fraudstream.services.cli.common import FORMAT_HELP, console, dead_letter_path, fail, read_history, utc_now
+from fraudstream.services.cli.common import (
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, read_history, utc_now,
+)
 
 
 def train(
@@ -16,10 +18,12 @@ def train(
     fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
     model_out: Path = typer.Option(..., "--model-out", help="Directory for the model bundle (replaced if present)."),
     alert_rate: float = typer.Option(10.0, "--alert-rate", help="Review budget: alerts per 1,000 transactions (sets the threshold)."),
-    trees: int = typer.Option(100, min=1, help="Trees in the forest."),
-    max_samples: int = typer.Option(256, min=2, help="Rows per tree."),
+    trees: int = typer.Option(100, min=1, metavar="N", help="Trees in the forest."),
+    max_samples: int = typer.Option(256, min=2, metavar="N", help="Rows per tree."),
     seed: int = typer.Option(0, help="Random seed for the forest."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
+    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
+    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
 ) -> None:
     """Train a model bundle; labels (is_fraud), when present, only measure it."""
     from fraudstream.model.bundle import save_bundle
@@ -27,7 +31,8 @@ def train(
 
     if not 0 < alert_rate <= 1000:
         raise fail(f"--alert-rate must be in (0, 1000] alerts per 1,000 transactions, got {alert_rate}")
-    rows = read_history(data, fmt, dead_letter_path(data, dead_letters))
+    window = event_window(not_before, max_ahead_hours)
+    rows = read_history(data, fmt, dead_letter_path(data, dead_letters), window=window)
     txns = [t for _, t in rows]
     with console.status(f"computing features for {len(txns):,} transactions"):
         X = feature_matrix(txns)

@@ -7,64 +7,28 @@ write, and checkpoints (position + feature state) only after the store has them.
 
 from __future__ import annotations
 
-import json
 import time
-from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.features.step import FEATURES_VERSION
-from fraudstream.model.schema import InvalidTransaction, Transaction, to_record, validate
+from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
+from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
+from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.runners.store_writes import write_batch
 from fraudstream.services.sources.base import IDLE, Source
-from fraudstream.services.stores.alerts.base import Alert, AlertStore
+from fraudstream.services.stores.alerts.base import AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
-    from fraudstream.model.policy import Decision
-
-COUNTERS = ("read", "scored", "alerts", "dead_letters")
 
 
 class _StoppedWhileStoreDown(Exception):
     """Stop was asked while the store was down: leave without advancing (the batch is redone on restart)."""
-
-
-@dataclass
-class RunStats:
-    """Live counters of a run, for the live view, metrics and the final summary."""
-
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    position: int = 0
-    resumed_from: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=200_000))
-    recent_alerts: deque[Alert] = field(default_factory=lambda: deque(maxlen=10))
-    dead_letter_fields: Counter[str] = field(default_factory=Counter)
-    finished: bool = False
-    lag: int | None = None  # messages behind the source's end, where the source can tell
-
-    @property
-    def elapsed_s(self) -> float:
-        return time.perf_counter() - self.started
-
-    def rate(self) -> float:
-        """Rows read per second in this process (resumed rows excluded)."""
-        elapsed = self.elapsed_s
-        return (self.position - self.resumed_from) / elapsed if elapsed > 0 else 0.0
-
-    def latency_ms(self, quantile: float) -> float | None:
-        """Arrival-to-decision latency quantile in milliseconds (decision = alert store committed)."""
-        if not self.latencies_s:
-            return None
-        return float(np.quantile(np.fromiter(self.latencies_s, float), quantile) * 1000)
 
 
 class EmbeddedRunner:
@@ -84,10 +48,12 @@ class EmbeddedRunner:
         progress_seconds: float = 0.25,
         initial_state: FeatureState | None = None,
         initial_position: int = 0,
+        window: EventTimeWindow | None = None,
     ) -> None:
         self.source, self.bundle, self.store, self.checkpoint = source, bundle, store, checkpoint
         # where a run without a checkpoint starts: a warm-up's state, after the rows it already covered
         self.initial_state, self.initial_position = initial_state, initial_position
+        self.window = window
         self.batch_size = batch_size
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
         self.on_progress, self.progress_seconds = on_progress, progress_seconds
@@ -111,12 +77,13 @@ class EmbeddedRunner:
         stats = self.stats
         stats.position = stats.resumed_from = position
         self._scorer = Scorer(self.bundle, state)
+        admit = Intake(self.source.name, state, window=self.window).admit
         self._txns: list[Transaction] = []
         self._arrivals: list[float] = []
         self._letters: list[DeadLetter] = []
+        self._duplicates = 0
         self._saved_at, self._saved_position = time.perf_counter(), position
         self._reported_at = 0.0
-        name = self.source.name
         txns, arrivals, letters = self._txns, self._arrivals, self._letters
         clock = time.perf_counter
         batch_size = self.batch_size
@@ -130,16 +97,14 @@ class EmbeddedRunner:
                     break
                 continue
             pending_position = item.position  # type: ignore[union-attr]
-            data = item.data  # type: ignore[union-attr]
-            if data is None:
-                letters.append(DeadLetter(name, str(pending_position), None, item.error or "unreadable row", item.raw))  # type: ignore[union-attr]
+            outcome = admit(pending_position, item.data, item.raw or None, item.error)  # type: ignore[union-attr]
+            if type(outcome) is Transaction:
+                txns.append(outcome)
+                arrivals.append(clock())
+            elif outcome is DUPLICATE:
+                self._duplicates += 1
             else:
-                try:
-                    txns.append(validate(data))
-                    arrivals.append(clock())
-                except InvalidTransaction as error:
-                    raw = item.raw or json.dumps(data, default=str, ensure_ascii=False)  # type: ignore[union-attr]
-                    letters.append(DeadLetter(name, str(pending_position), error.field, error.reason, raw))
+                letters.append(outcome)  # type: ignore[arg-type]
             pending += 1
             if pending >= batch_size or self._stopping:
                 self._flush(pending_position)
@@ -176,7 +141,8 @@ class EmbeddedRunner:
         """Score the batch, store alerts and dead letters atomically, then advance the position."""
         txns, letters, stats = self._txns, self._letters, self.stats
         decisions = self._scorer.decide_batch(txns)
-        alerts = [self._alert(txn, d) for txn, d in zip(txns, decisions) if d.alert]
+        bundle = self.bundle
+        alerts = [alert_record(txn, d, bundle) for txn, d in zip(txns, decisions) if d.alert]
         if not write_batch(self.store, alerts, letters, stopping=lambda: self._stopping):
             raise _StoppedWhileStoreDown
         now = time.perf_counter()
@@ -186,6 +152,8 @@ class EmbeddedRunner:
         counters["scored"] += len(txns)
         counters["alerts"] += len(alerts)
         counters["dead_letters"] += len(letters)
+        counters["duplicates"] += self._duplicates
+        self._duplicates = 0
         stats.recent_alerts.extend(alerts)
         stats.dead_letter_fields.update(letter.field or RECORD_LEVEL for letter in letters)
         stats.position = position
@@ -198,20 +166,6 @@ class EmbeddedRunner:
         ):
             self._save_checkpoint()
         self._report()
-
-    def _alert(self, txn: Transaction, decision: Decision) -> Alert:
-        return Alert(
-            transaction_id=txn.transaction_id,
-            timestamp_ms=txn.timestamp_ms,
-            card_id=txn.card_id,
-            merchant_id=txn.merchant_id,
-            amount=txn.amount,
-            score=decision.score,
-            threshold=self.bundle.threshold,
-            reasons=decision.reasons,
-            model_version=self.bundle.version,
-            record=to_record(txn),
-        )
 
     def _save_checkpoint(self) -> None:
         stats = self.stats

@@ -28,12 +28,13 @@ from kafka import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
 from fraudstream.model.features.keyed import FeatureState
-from fraudstream.model.schema import InvalidTransaction, Transaction, format_timestamp, to_record, validate
+from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.kafka.settings import KafkaSettings
-from fraudstream.services.runners.embedded import RunStats
+from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record, scored_message
 from fraudstream.services.runners.metrics import PipelineMetrics
 from fraudstream.services.runners.snapshots import SnapshotDir
+from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.runners.store_writes import write_batch
 from fraudstream.services.stores.alerts.base import Alert, AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
-MAX_RAW = 65_536
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class PartitionState:
     """One partition's pipeline: its scorer (with feature state) and where it stands."""
 
     scorer: Scorer
+    intake: Intake  # validation, event-time window and duplicate ids, over the scorer's state
     next_offset: int  # the next message this state expects
     replay_until: int  # messages below this already have results in the sinks: rebuild state only
     snapshot_offset: int = -1  # offset of the last snapshot written
@@ -95,8 +96,10 @@ class KafkaRunner:
         metrics: PipelineMetrics | None = None,
         on_progress: Callable[[RunStats], None] | None = None,
         progress_seconds: float = 0.25,
+        window: EventTimeWindow | None = None,
     ) -> None:
         self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
+        self.window = window
         self.group, self.topics = group, topics
         self.batch_size, self.poll_ms = batch_size, poll_ms
         self.snapshot_seconds, self.stop_when_idle = snapshot_seconds, stop_when_idle
@@ -112,7 +115,6 @@ class KafkaRunner:
         self._stopping = False
         self._snapshot_at = time.monotonic()
         self._encode = msgspec.json.Encoder().encode
-        self._decode = msgspec.json.Decoder().decode
 
     def stop(self) -> None:
         """Finish the current batch, commit, snapshot and leave the group (safe from a signal handler)."""
@@ -186,66 +188,48 @@ class KafkaRunner:
         self._maybe_snapshot()
 
     def _process_partition(self, tp: Any, part: PartitionState, records: list[Any], out: _Outputs) -> None:
-        source = f"kafka:{tp.topic}:{tp.partition}"
         txns: list[Transaction] = []
         keys: list[bytes | None] = []
         replay: list[Transaction] = []
+        duplicates = 0
+        admit = part.intake.admit_json
         for rec in records:
-            try:
-                data = self._decode(rec.value) if rec.value is not None else None
-                if not isinstance(data, dict):
-                    raise InvalidTransaction(None, "the message is not a JSON object")
-                txn = validate(data)
-            except (msgspec.DecodeError, InvalidTransaction) as error:
-                if rec.offset < part.replay_until:
-                    continue
-                field_name, reason = (
-                    (error.field, error.reason) if isinstance(error, InvalidTransaction) else (None, f"not valid JSON: {error}")
-                )
-                raw = (rec.value or b"").decode("utf-8", "replace")[:MAX_RAW]
-                out.letters.append(DeadLetter(source, f"{tp.partition}:{rec.offset}", field_name, reason, raw))
+            outcome = admit(f"{tp.partition}:{rec.offset}", rec.value)
+            if rec.offset < part.replay_until:  # rebuild state only: these results are already in the sinks
+                if type(outcome) is Transaction:
+                    replay.append(outcome)
+                continue
+            if type(outcome) is Transaction:
+                txns.append(outcome)
+                keys.append(rec.key)
+                out.produced_ms.append(rec.timestamp)
+            elif outcome is DUPLICATE:
+                duplicates += 1
+            else:
+                letter: DeadLetter = outcome  # type: ignore[assignment]
+                out.letters.append(letter)
                 headers = [
-                    ("error.field", (field_name or RECORD_LEVEL).encode()),
-                    ("error.reason", reason.encode()),
+                    ("error.field", (letter.field or RECORD_LEVEL).encode()),
+                    ("error.reason", letter.reason.encode()),
                     ("source.topic", tp.topic.encode()),
                     ("source.partition", str(tp.partition).encode()),
                     ("source.offset", str(rec.offset).encode()),
                 ]
                 out.messages.append((self.topics.dead_letters, rec.key, rec.value or b"", list(rec.headers or []) + headers))
                 out.produced_ms.append(rec.timestamp)
-                continue
-            if rec.offset < part.replay_until:
-                replay.append(txn)
-            else:
-                txns.append(txn)
-                keys.append(rec.key)
-                out.produced_ms.append(rec.timestamp)
         if replay:
-            part.scorer.features(replay)  # rebuild state only: these results are already in the sinks
+            part.scorer.features(replay)
         decisions = part.scorer.decide_batch(txns)
-        version, threshold = self.bundle.version, self.bundle.threshold
+        bundle = self.bundle
         for txn, key, d in zip(txns, keys, decisions):
-            verdict = {
-                "transaction_id": txn.transaction_id,
-                "timestamp": format_timestamp(txn.timestamp_ms, txn.utc_offset_min),
-                "card_id": txn.card_id,
-                "merchant_id": txn.merchant_id,
-                "amount": txn.amount,
-                "score": d.score,
-                "alert": d.alert,
-                "reasons": list(d.reasons),
-                "threshold": threshold,
-                "model_version": version,
-            }
-            out.messages.append((self.topics.scored, key, self._encode(verdict), []))
+            out.messages.append((self.topics.scored, key, self._encode(scored_message(txn, d, bundle)), []))
             if d.alert:
-                out.alerts.append(
-                    Alert(txn.transaction_id, txn.timestamp_ms, txn.card_id, txn.merchant_id, txn.amount,
-                          d.score, threshold, d.reasons, version, to_record(txn))
-                )
+                out.alerts.append(alert_record(txn, d, bundle))
         part.next_offset = records[-1].offset + 1
         self.stats.counters["read"] += len(records)
         self.stats.counters["scored"] += len(txns)
+        self.stats.counters["duplicates"] += duplicates
+        self.metrics.duplicates.inc(duplicates)
         self.metrics.consumed.labels(str(tp.partition)).inc(len(records))
 
     # ------------------------------------------------------------------ partitions
@@ -264,8 +248,9 @@ class KafkaRunner:
             if start > 0:
                 log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
         self.consumer.seek(tp, start)
+        intake = Intake(f"kafka:{tp.topic}:{tp.partition}", state, window=self.window)
         self.partitions[tp.partition] = PartitionState(
-            Scorer(self.bundle, state), next_offset=start, replay_until=max(committed, start), snapshot_offset=start
+            Scorer(self.bundle, state), intake, next_offset=start, replay_until=max(committed, start), snapshot_offset=start
         )
         log.info("partition %s: resume at %d, replay to %d", tp, start, max(committed, start))
 

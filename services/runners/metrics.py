@@ -17,6 +17,7 @@ class PipelineMetrics:
         self.scored = Counter("fraudstream_scored", "Valid transactions scored", registry=r)
         self.alerts = Counter("fraudstream_alerts", "Transactions flagged as alerts", registry=r)
         self.dead_letters = Counter("fraudstream_dead_letters", "Messages sent to the dead-letter sink", ["field"], registry=r)
+        self.duplicates = Counter("fraudstream_duplicates", "Retries of a transaction already scored, skipped", registry=r)
         self.lag = Gauge("fraudstream_lag", "Messages behind the end of the partition", ["partition"], registry=r)
         self.latency = Histogram(
             "fraudstream_event_to_decision_seconds",

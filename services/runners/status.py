@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import PurePath
 
-from fraudstream.services.runners.embedded import RunStats
+from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.stores.alerts.base import AlertStore, RunnerStatus
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,10 @@ JSON Lines), each optionally ``.gz``. Text is UTF-8; a byte-order mark is skippe
 bytes become U+FFFD rather than stopping the read.
 
 :func:`read_rows` gives the parsed rows as they are (a runner source uses it);
-:func:`read_transactions` maps and validates them, sending every bad row to a dead-letter sink
-with its position and reason and carrying on.
+:func:`read_transactions` maps them and admits them through the pipeline core (contract,
+event-time window, duplicate ids), sending every bad row to a dead-letter sink with its position
+and reason and carrying on. A ``.gz`` file that is not gzip, or is damaged, is a
+:class:`FileFormatError` naming the file.
 
 >>> import tempfile, pathlib
 >>> from fraudstream.services.stores.dead_letters import ListDeadLetterSink
@@ -18,7 +20,7 @@ with its position and reason and carrying on.
 >>> [(position, txn.transaction_id) for position, txn in read_transactions(path, dead_letters=sink)]
 [(1, 't1')]
 >>> sink.letters[0].position, sink.letters[0].field, sink.letters[0].reason
-('2', 'amount', 'must be greater than 0, got -3.0')
+('2', 'amount', 'must be 0 or more, got -3.0')
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,8 @@ from typing import IO, Any
 
 import msgspec
 
-from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidTransaction, Transaction, validate
+from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidTransaction, Transaction
+from fraudstream.services.pipeline.core import Intake
 from fraudstream.services.sources.mapping import ColumnMapping, MappingError, resolve_format
 from fraudstream.services.stores.dead_letters import DeadLetter, DeadLetterSink
 
@@ -77,43 +81,51 @@ def read_rows(path: str | Path) -> Iterator[RawRow]:
 
 
 def read_transactions(
-    path: str | Path, fmt: str = "canonical", dead_letters: DeadLetterSink | None = None
+    path: str | Path, fmt: str = "canonical", dead_letters: DeadLetterSink | None = None, intake: Intake | None = None
 ) -> Iterator[tuple[int, Transaction]]:
-    """``(position, transaction)`` for every valid row of ``path`` in file order, read through format ``fmt``.
+    """``(position, transaction)`` for every admitted row of ``path`` in file order, read through format ``fmt``.
 
     ``fmt`` is ``canonical``, a preset name or a ``.toml`` column mapping (see
-    :func:`~fraudstream.services.sources.mapping.resolve_format`). Each bad row becomes a
-    :class:`DeadLetter` in ``dead_letters`` (dropped if None) and reading goes on.
+    :func:`~fraudstream.services.sources.mapping.resolve_format`). Rows go through the pipeline
+    core's ``intake`` (default: a fresh one for this file): each bad row, impossible event time or
+    reused id becomes a :class:`DeadLetter` in ``dead_letters`` (dropped if None), retries of a
+    transaction are skipped (``intake`` counts them), and reading goes on.
     Raises :class:`MappingError` when a CSV header lacks a column for a required field.
     """
     path = Path(path)
     mapping = resolve_format(fmt)
     kind, compressed = _kind(path)
-    source = str(path)
-
-    def reject(position: int, field: str | None, reason: str, raw: str) -> None:
-        if dead_letters is not None:
-            dead_letters.write(DeadLetter(source, str(position), field, reason, raw))
+    admit = (intake if intake is not None else Intake(str(path))).admit
+    write = dead_letters.write if dead_letters is not None else None
 
     if kind == "csv":
-        yield from _csv_transactions(path, compressed, mapping, reject)
-        return
+        outcomes = _csv_outcomes(path, compressed, mapping, admit)
+    else:
+        outcomes = _json_outcomes(path, compressed, kind, mapping, admit)
+    for position, outcome in outcomes:
+        if type(outcome) is Transaction:
+            yield position, outcome
+        elif type(outcome) is DeadLetter and write is not None:
+            write(outcome)
+
+
+def _json_outcomes(
+    path: Path, compressed: bool, kind: str, mapping: ColumnMapping | None, admit: Any
+) -> Iterator[tuple[int, Any]]:
     apply = mapping.apply if mapping is not None else None
     for position, data, line, error in _json_records(path, compressed, kind):
-        if data is None:
-            reject(position, None, error or "unreadable row", _line_text(line))
-            continue
-        try:
-            txn = validate(data if apply is None else apply(data))
-        except InvalidTransaction as invalid:
-            reject(position, invalid.field, invalid.reason, _line_text(line))
-            continue
-        yield position, txn
+        if data is not None and apply is not None:
+            try:
+                data = apply(data)
+            except InvalidTransaction as invalid:
+                yield position, DeadLetter(str(path), str(position), invalid.field, invalid.reason, _line_text(line))
+                continue
+        yield position, admit(position, data, lambda: _line_text(line), error)
 
 
-def _csv_transactions(
-    path: Path, compressed: bool, mapping: ColumnMapping | None, reject: Any
-) -> Iterator[tuple[int, Transaction]]:
+def _csv_outcomes(
+    path: Path, compressed: bool, mapping: ColumnMapping | None, admit: Any
+) -> Iterator[tuple[int, Any]]:
     with _open_text(path, compressed) as file:
         header, records = _csv_records(file, path)
         _check_header(header, mapping, path)
@@ -123,22 +135,22 @@ def _csv_transactions(
         # need "" turned into None, to match read_rows() (a mapping does that for its extras itself).
         extra_columns = [name for name in header if name not in CANONICAL_FIELDS]
         for position, cells, lines, error in records:
+            text = lambda: _joined(lines)  # noqa: E731 (the row's text, built only for a dead letter)
             if error is not None or len(cells) != width:
-                reject(position, None, error or _width_error(width, cells), _joined(lines))
+                yield position, admit(position, None, text, error or _width_error(width, cells))
                 continue
-            try:
-                if build is None:
-                    row = dict(zip(header, cells))
-                    for name in extra_columns:
-                        if row[name] == "":
-                            row[name] = None
-                    txn = validate(row)
-                else:
-                    txn = validate(build(cells))
-            except InvalidTransaction as invalid:
-                reject(position, invalid.field, invalid.reason, _joined(lines))
-                continue
-            yield position, txn
+            if build is None:
+                row = dict(zip(header, cells))
+                for name in extra_columns:
+                    if row[name] == "":
+                        row[name] = None
+            else:
+                try:
+                    row = build(cells)
+                except InvalidTransaction as invalid:
+                    yield position, DeadLetter(str(path), str(position), invalid.field, invalid.reason, text())
+                    continue
+            yield position, admit(position, row, text)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -264,11 +276,13 @@ def _line_text(raw: Any) -> str:
 
 
 def check_file(path: str | Path) -> None:
-    """Fail early, before any progress bar or store opens: the file must exist and have a known type."""
+    """Fail early, before any progress bar or store opens: the file must exist, have a known type and, if
+    named ``.gz``, be gzip-compressed."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such data file: {path}")
-    _kind(path)
+    if _kind(path)[1]:
+        _check_gzip(path)
 
 
 def _kind(path: Path) -> tuple[str, bool]:
@@ -285,9 +299,56 @@ def _kind(path: Path) -> tuple[str, bool]:
 
 def _open_text(path: Path, compressed: bool) -> IO[str]:
     if compressed:
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+        return io.TextIOWrapper(_open_gzip(path), encoding="utf-8-sig", errors="replace", newline="")
     return open(path, encoding="utf-8-sig", errors="replace", newline="")
 
 
 def _open_binary(path: Path, compressed: bool) -> IO[bytes]:
-    return gzip.open(path, "rb") if compressed else open(path, "rb")
+    return _open_gzip(path) if compressed else open(path, "rb")
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _check_gzip(path: Path) -> None:
+    with open(path, "rb") as file:
+        head = file.read(2)
+    if head and head != _GZIP_MAGIC:  # an empty file is an empty gzip stream, as gzip itself reads it
+        raise FileFormatError(
+            f"{path} is named .gz but is not gzip-compressed (it starts with {head!r}); "
+            "compress it with gzip or drop the .gz from its name"
+        )
+
+
+def _open_gzip(path: Path) -> IO[bytes]:
+    _check_gzip(path)
+    return _GzipFile(path)  # type: ignore[return-value]
+
+
+class _GzipFile(gzip.GzipFile):
+    """A gzip file whose damage (truncated, corrupt) is a :class:`FileFormatError` naming the file."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "rb")
+        self._path = path
+
+    def _damaged(self, error: Exception) -> FileFormatError:
+        return FileFormatError(f"{self._path}: the gzip data is damaged ({error})")
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise self._damaged(error) from None
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return super().read1(size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise self._damaged(error) from None
+
+    def readline(self, size: int | None = -1) -> bytes:
+        try:
+            return super().readline(size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise self._damaged(error) from None

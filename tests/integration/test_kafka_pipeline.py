@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import BIN, consume_all
+from support import BIN, consume_all, messy_copy
 
 from fraudstream.services.kafka.producer import produce_raw
 from fraudstream.services.kafka.settings import KafkaSettings
@@ -108,6 +108,29 @@ def test_round_trip_scores_every_valid_message_once_and_dead_letters_the_rest(
         assert headers["error.reason"] and headers["source.topic"].decode() == topic
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == len(MALFORMED)
+
+
+def test_retries_reused_ids_impossible_times_and_disorder_are_handled_as_score_handles_them(
+    kafka, workload, tmp_path, unique
+) -> None:
+    _, model, _ = workload
+    clean, data, partitions = tmp_path / "clean.csv", tmp_path / "messy.csv", 4
+    cli("generate", "--out", str(clean), "--cards", "600", "--days", "4", "--seed", "23")
+    counts = messy_copy(clean, data)
+    topic = f"tx-{unique}"
+    produce(kafka, topic, data, partitions)  # keyed by card: each card's rows keep their file order
+    store = tmp_path / "alerts.db"
+    cli(*runner_args(kafka, topic, f"g-{unique}", store, tmp_path / "state", model))
+
+    expected = expected_alerts(data, model, partitions, tmp_path / "scores.csv")
+    assert len(expected) > 5
+    assert_same_alerts(alerts_in(store), expected)
+    with open(tmp_path / "scores.csv", newline="") as handle:
+        admitted = sorted(r["transaction_id"] for r in csv.DictReader(handle))
+    scored = [json.loads(m.value) for m in consume_all(kafka, f"{topic}.scored")]
+    assert sorted(s["transaction_id"] for s in scored) == admitted  # retries not scored again
+    fields = [dict(m.headers)["error.field"].decode() for m in consume_all(kafka, f"{topic}.dlq")]
+    assert sorted(fields) == ["timestamp"] * counts["impossible"] + ["transaction_id"] * counts["reused"]
 
 
 def _count(store: Path) -> int:

@@ -57,6 +57,23 @@ def test_amount_relative_to_the_cards_usual() -> None:
     assert f["amount_zscore_30d"] > 5
 
 
+def test_zero_amount_card_checks_are_seen_and_keep_the_ratios_finite() -> None:
+    state = FeatureState()
+    for i in range(5):
+        state.step(make_txn(i, T0 + i * HOUR, amount=20.0))
+    f = feats(state.step(make_txn(10, T0 + 5 * HOUR, amount=0)))  # a zero-amount authorisation (card check)
+    assert all(math.isfinite(v) for v in f.values())
+    assert f["amount_log"] == 0.0
+    assert f["amount_ratio_30d_log"] == pytest.approx(math.log(0.01 / 20.0))  # floored at a cent
+    assert f["merchant_amount_ratio_log"] == pytest.approx(math.log(0.01 / 20.0))
+    f = feats(state.step(make_txn(11, T0 + 5 * HOUR + 60_000, amount=0)))
+    assert f["card_small_count_1h"] > 0.9  # the first check counts as a small amount: the card-testing signal
+    only_checks = FeatureState()
+    for i in range(3):  # a card and merchant that have only ever seen zero amounts: no mean to divide by
+        f = feats(only_checks.step(make_txn(i, T0 + i * HOUR, amount=0.0)))
+    assert f["amount_ratio_30d_log"] == 0.0 and f["merchant_amount_ratio_log"] == 0.0
+
+
 def test_distance_and_speed_from_the_previous_location() -> None:
     state = FeatureState()
     state.step(make_txn(0, T0))  # New York
@@ -126,7 +143,7 @@ event = st.builds(
         merchant_lat=lat, channel="online" if online else "card_present",
     ),
     st.integers(0, 10**6), st.integers(0, 40 * 86_400_000), st.integers(0, 5), st.integers(0, 5),
-    st.floats(0.01, 1e6), st.floats(-89, 89), st.booleans(),
+    st.one_of(st.just(0.0), st.floats(0.0, 0.02), st.floats(0.01, 1e6)), st.floats(-89, 89), st.booleans(),
 )
 
 

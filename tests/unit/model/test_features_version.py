@@ -18,6 +18,7 @@ from fraudstream.model.features.step import FEATURES_REVISION, FEATURES_VERSION,
 # then start fresh instead of resuming state the new step cannot read, and old bundles are refused.
 GOLDEN = {
     "1-d8c67b2f6ec4": "1dee5df3324af6a9e9f8a09866c787d5e9d1c284f91669ac8cbb634a973c6aa8",
+    "2-d8c67b2f6ec4": "f13f1cb3640bff53715351d5e5572b3a50d848d9f7c1d43d8972b8129d681f55",
 }
 
 

@@ -106,6 +106,11 @@ def test_non_dict_mappings_are_accepted() -> None:
     assert validate(OrderedDict(valid_row())) == validate(valid_row())
 
 
+@pytest.mark.parametrize("amount", [0, 0.0, "0", "0.00"])
+def test_zero_amounts_are_accepted_as_card_checks(amount: Any) -> None:
+    assert validate(valid_row(amount=amount)).amount == 0.0
+
+
 def test_boundaries_are_inclusive() -> None:
     txn = validate(valid_row(amount=1e9, card_lat=-90, card_lon=180, merchant_lat=90.0, merchant_lon=-180.0))
     assert (txn.amount, txn.card_lat, txn.card_lon) == (1e9, -90.0, 180.0)
@@ -131,9 +136,8 @@ def test_each_missing_required_field_is_named(field: str, how: str) -> None:
 @pytest.mark.parametrize(
     ("amount", "words"),
     [
-        (-5.0, "greater than 0"),
-        (0, "greater than 0"),
-        ("0.0", "greater than 0"),
+        (-5.0, "0 or more"),
+        ("-0.01", "0 or more"),
         (float("nan"), "finite"),
         ("NaN", "finite"),
         (float("inf"), "finite"),

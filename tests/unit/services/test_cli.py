@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from support import messy_copy
 from typer.testing import CliRunner, Result
 
 from fraudstream.services.cli import app
@@ -287,3 +288,35 @@ def test_run_warm_up_replays_history_through_the_state_only(work: dict[str, Path
 
 def test_warm_up_is_refused_for_kafka(work: dict[str, Path]) -> None:
     check_error(invoke("run", "--source", "kafka", "--model", work["model"], "--warm-up", work["data"]), "--warm-up")
+
+
+def test_run_and_score_agree_on_a_file_with_retries_reused_ids_and_rows_out_of_order(
+    work: dict[str, Path], tmp_path: Path
+) -> None:
+    data = tmp_path / "messy.csv"
+    counts = messy_copy(work["data"], data)
+    scores = tmp_path / "scores.csv"
+    scored_run = ok("score", "--data", data, "--model", work["model"], "--out", scores,
+                    "--dead-letters", tmp_path / "score.dead_letters.jsonl")
+    with open(scores, newline="") as handle:
+        scored = list(csv.DictReader(handle))
+    ids = [r["transaction_id"] for r in scored]
+    assert len(ids) == len(set(ids))  # nothing scored twice
+    want = {r["transaction_id"]: float(r["score"]) for r in scored if r["alert"] == "1"}
+    assert len(want) > 5
+    assert f"{counts['retries']:,} duplicates" in " ".join(scored_run.stderr.split())
+    score_letters = [json.loads(line) for line in (tmp_path / "score.dead_letters.jsonl").read_text().splitlines()]
+    assert sum(letter["field"] == "transaction_id" for letter in score_letters) == counts["reused"]
+    assert sum(letter["field"] == "timestamp" for letter in score_letters) == counts["impossible"]
+
+    store = tmp_path / "alerts.db"
+    result = ok("run", "--source", "file", "--data", data, "--model", work["model"], "--store", store,
+                "--no-live-view", "--batch-size", "70")
+    summary = " ".join(result.stderr.split())
+    assert f"{len(ids):,} scored" in summary and f"{len(want):,} alerts" in summary
+    assert f"{counts['reused'] + counts['impossible']:,} dead letters, {counts['retries']:,} duplicates" in summary
+    with sqlite3.connect(store) as db:
+        stored = dict(db.execute("SELECT transaction_id, score FROM alerts").fetchall())
+        letters = db.execute("SELECT field, count(*) FROM dead_letters GROUP BY field").fetchall()
+    assert stored == want
+    assert dict(letters) == {"transaction_id": counts["reused"], "timestamp": counts["impossible"]}

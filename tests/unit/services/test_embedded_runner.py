@@ -17,7 +17,8 @@ from fraudstream.model.scoring import Scorer
 from fraudstream.model.train import feature_matrix, train_bundle
 from fraudstream.services.runners import embedded
 from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
-from fraudstream.services.runners.embedded import EmbeddedRunner, RunStats
+from fraudstream.services.runners.embedded import EmbeddedRunner
+from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.sources.base import IDLE, SourceItem
 from fraudstream.services.sources.files import RawRow
 from fraudstream.services.sources.generator import GeneratorConfig, generate
@@ -81,7 +82,7 @@ def with_bad_rows(rows: list[dict[str, Any]]) -> tuple[list[RawRow], dict[int, t
         if i % 500 == 400:
             position += 1
             items.append(RawRow(position, {**row, "transaction_id": f"bad-amount-{i}", "amount": -5.0}, f"raw text {i}"))
-            expected[position] = ("amount", "must be greater than 0")
+            expected[position] = ("amount", "must be 0 or more")
         position += 1
         items.append(RawRow(position, row, ""))
     return items, expected
@@ -133,7 +134,7 @@ def test_every_valid_row_is_scored_once_and_alerts_match_the_pure_scorer(
             txn.timestamp_ms, txn.card_id, txn.merchant_id, txn.amount,
         )
     assert stats.counters == {
-        "read": len(items), "scored": len(rows), "alerts": len(want), "dead_letters": len(bad),
+        "read": len(items), "scored": len(rows), "alerts": len(want), "dead_letters": len(bad), "duplicates": 0,
     }
 
 
@@ -172,7 +173,7 @@ def test_a_source_of_only_bad_rows_writes_only_dead_letters(bundle: ModelBundle)
     stats, store = run(ListSource(items), bundle)
     assert store.count_alerts() == 0 and store.count_dead_letters() == 2
     assert [letter.field for letter in store.dead_letters()] == [None, "timestamp"]
-    assert stats.counters == {"read": 2, "scored": 0, "alerts": 0, "dead_letters": 2}
+    assert stats.counters == {"read": 2, "scored": 0, "alerts": 0, "dead_letters": 2, "duplicates": 0}
     assert stats.latency_ms(0.5) is None  # nothing was decided
 
 
@@ -265,6 +266,22 @@ def test_a_finished_run_resumes_at_the_end_and_changes_nothing(
     assert store.alerts == before
 
 
+def test_retries_and_reused_ids_are_recognised_across_a_checkpoint_and_resume(
+    rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path
+) -> None:
+    first, later = rows[:200], rows[200:260]
+    retries = [dict(r) for r in first[-10:]]  # delivered again after the restart
+    reused = [{**r, "amount": r["amount"] + 1} for r in first[-20:-10]]  # other transactions with those ids
+    items = raw_rows(first + later + retries + reused)
+    checkpoint = CheckpointFile(tmp_path / "c.checkpoint")
+    store = MemoryAlertStore()
+    EmbeddedRunner(ListSource(items[:200]), bundle, store, checkpoint, batch_size=50).run()
+    stats = EmbeddedRunner(ListSource(items), bundle, store, checkpoint, batch_size=50).run()
+    assert stats.resumed_from == 200
+    assert stats.counters["duplicates"] == 10 and stats.counters["scored"] == 260
+    assert [letter.field for letter in store.dead_letters()] == ["transaction_id"] * 10
+
+
 def test_a_checkpoint_from_another_source_is_refused(rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path) -> None:
     checkpoint = CheckpointFile(tmp_path / "c.checkpoint")
     EmbeddedRunner(ListSource(raw_rows(rows[:50]), name="file:a.csv"), bundle, MemoryAlertStore(), checkpoint).run()
@@ -352,7 +369,7 @@ def test_run_stats_are_sane(rows: list[dict[str, Any]], bundle: ModelBundle) -> 
 
 def test_empty_run_stats() -> None:
     stats = RunStats()
-    assert stats.counters == {"read": 0, "scored": 0, "alerts": 0, "dead_letters": 0}
+    assert stats.counters == {"read": 0, "scored": 0, "alerts": 0, "dead_letters": 0, "duplicates": 0}
     assert stats.latency_ms(0.99) is None
     assert stats.rate() == 0.0
     stats.latencies_s.extend([0.001, 0.002, 0.003])

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from fraudstream.model.schema import to_record, validate
-from fraudstream.services.sources.files import FileFormatError, RawRow, read_rows, read_transactions
+from fraudstream.services.pipeline.core import Intake
+from fraudstream.services.sources.files import FileFormatError, RawRow, check_file, read_rows, read_transactions
 from fraudstream.services.sources.mapping import MappingError, resolve_format
 from fraudstream.services.stores.dead_letters import (
     DeadLetter,
@@ -157,6 +158,55 @@ def test_gzip_files_read_like_plain_ones(tmp_path: Path, name: str) -> None:
     assert packed == plain and len(plain) >= 4
 
 
+@pytest.mark.parametrize("suffix", [".csv.gz", ".jsonl.gz", ".json.gz"])
+@pytest.mark.parametrize("reader", [read_rows, read_transactions, check_file])
+def test_a_gz_file_that_is_not_gzip_is_a_clear_error_naming_the_file(tmp_path: Path, suffix: str, reader) -> None:
+    path = tmp_path / f"tx{suffix}"
+    path.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(200))  # e.g. a program saved under the wrong name
+    with pytest.raises(FileFormatError) as caught:
+        result = reader(path)
+        if result is not None:
+            list(result)
+    assert str(caught.value).startswith(f"{path} is named .gz but is not gzip-compressed (it starts with b'\\x7fE')")
+
+
+@pytest.mark.parametrize("reader", [read_rows, read_transactions])
+def test_a_truncated_gzip_file_is_a_clear_error_naming_the_file(tmp_path: Path, reader) -> None:
+    packed = gzipped(FIXTURES / "canonical_sample.csv", tmp_path).read_bytes()
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(packed[: len(packed) - 12])
+    with pytest.raises(FileFormatError, match=f"^{path}: the gzip data is damaged"):
+        list(reader(path))
+
+
+def test_an_empty_gz_file_has_no_rows(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv.gz"
+    path.write_bytes(b"")
+    assert list(read_rows(path)) == [] and list(read_transactions(path)) == []
+
+
+def test_file_reads_skip_retries_and_dead_letter_reused_ids_and_impossible_times(tmp_path: Path) -> None:
+    path = tmp_path / "messy.csv"
+    path.write_text(
+        "transaction_id,timestamp,card_id,merchant_id,amount\n"
+        "t1,2026-01-01T00:00:00Z,c1,m1,12.5\n"
+        "t1,2026-01-01T00:00:00Z,c1,m1,12.5\n"  # a retry
+        "t1,2026-01-01T00:00:00Z,c1,m1,99\n"  # another transaction reusing t1
+        "t2,1970-01-01T00:00:00Z,c1,m1,5\n"
+        "t3,9999-01-01T00:00:00Z,c1,m1,5\n"
+        "t4,2026-01-01T00:00:01Z,c1,m1,0\n"  # a card check
+    )
+    sink = ListDeadLetterSink()
+    intake = Intake(str(path))
+    got = [(position, txn.transaction_id) for position, txn in read_transactions(path, dead_letters=sink, intake=intake)]
+    assert got == [(1, "t1"), (6, "t4")]
+    assert intake.duplicates == 1
+    assert [(letter.position, letter.field) for letter in sink.letters] == [
+        ("3", "transaction_id"), ("4", "timestamp"), ("5", "timestamp"),
+    ]
+    assert sink.letters[0].raw == "t1,2026-01-01T00:00:00Z,c1,m1,99"
+
+
 def test_bad_csv_rows_go_to_dead_letters_and_good_rows_come_through() -> None:
     path = FIXTURES / "bad_rows.csv"
     sink = ListDeadLetterSink()
@@ -171,7 +221,7 @@ def test_bad_csv_rows_go_to_dead_letters_and_good_rows_come_through() -> None:
         "7": "transaction_id",
         "8": "is_fraud",
     }
-    assert letters["2"].reason == "must be greater than 0, got -5.0"
+    assert letters["2"].reason == "must be 0 or more, got -5.0"
     assert "no UTC offset" in letters["3"].reason
     assert letters["5"].reason == "expected 8 columns, got 3" and letters["5"].raw == "too,few,columns"
     assert letters["8"].raw == "bad-fraud,2026-01-01T00:00:06Z,c1,m1,10.0,USD,US,2"

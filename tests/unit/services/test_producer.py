@@ -524,7 +524,7 @@ def test_a_file_that_cannot_be_read_at_all_fails_before_kafka_is_contacted(tmp_p
     data.write_bytes(b"not gzip at all")
     result = invoke("--data", data)
     assert result.exit_code == 2
-    assert f"cannot read {data}: Not a gzipped file" in result.output
+    assert f"{data} is named .gz but is not gzip-compressed" in result.output
     assert fake_kafka["admin"].requests == [] and fake_kafka["producers"] == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fraudstream.services.runners.embedded import RunStats
+from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.runners.status import StatusReporter, runner_name
 from fraudstream.services.stores.alerts.base import RunnerStatus
 from fraudstream.services.stores.alerts.memory import MemoryAlertStore

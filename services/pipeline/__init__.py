@@ -1,0 +1,1 @@
+"""The pipeline core every runtime shares (see :mod:`fraudstream.services.pipeline.core`)."""
