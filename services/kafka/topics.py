@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudstream.model.errors import ServiceError, require
 from fraudstream.services.kafka.settings import KafkaSettings
 
 __all__ = [
@@ -35,7 +36,7 @@ TOPIC_READY_TIMEOUT_MS = 30_000  # a new topic's partitions need leaders before 
 _TOPIC_ALREADY_EXISTS = 36  # the broker's error code (kafka.errors.TopicAlreadyExistsError.errno)
 
 
-class KafkaUnavailable(ConnectionError):
+class KafkaUnavailable(ServiceError, ConnectionError):
     """No broker of ``bootstrap`` answered within :data:`BOOTSTRAP_TIMEOUT_MS`."""
 
     def __init__(self, bootstrap: str, detail: str = "") -> None:
@@ -43,7 +44,7 @@ class KafkaUnavailable(ConnectionError):
         super().__init__(f"cannot reach Kafka at {bootstrap}" + (f" ({detail})" if detail else ""))
 
 
-class TopicError(RuntimeError):
+class TopicError(ServiceError, RuntimeError):
     """The cluster answered but would not create a topic (bad replication factor, no permission...)."""
 
 
@@ -77,8 +78,7 @@ def unreachable(error: BaseException) -> bool:
 
 def admin_client(settings: KafkaSettings) -> Any:
     """A connected ``KafkaAdminClient`` (close it), or :class:`KafkaUnavailable`."""
-    from kafka import KafkaAdminClient
-
+    KafkaAdminClient = require("kafka", "Kafka").KafkaAdminClient
     try:
         return KafkaAdminClient(**settings.client_kwargs(), bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     except Exception as error:

@@ -33,6 +33,7 @@ from typing import IO, Any
 
 import msgspec
 
+from fraudstream.model.errors import InputError
 from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidTransaction, Transaction, validate
 from fraudstream.services.sources.mapping import ColumnMapping, MappingError, resolve_format
 from fraudstream.services.stores.dead_letters import DeadLetter, DeadLetterSink
@@ -44,7 +45,7 @@ _BOM = b"\xef\xbb\xbf"
 _JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
-class FileFormatError(ValueError):
+class FileFormatError(InputError, ValueError):
     """A file that cannot be read as transactions at all (unknown suffix, broken CSV header)."""
 
 
