@@ -128,7 +128,7 @@ def ensure_topics(
 
 
 def _create(admin: Any, specs: list[TopicSpec]) -> dict[str, bool]:
-    from kafka.errors import TopicAlreadyExistsError, for_code
+    from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
     request = {
         s.name: {
@@ -144,6 +144,8 @@ def _create(admin: Any, specs: list[TopicSpec]) -> dict[str, bool]:
         if len(specs) == 1:
             return {specs[0].name: False}
         raise
+    except KafkaError as error:  # no answer in time, no controller...: ours, so the CLI prints one line
+        raise TopicError(f"cannot create topics {_names(specs)}: {error}") from error  # str() names the class
     codes = {t["name"]: (t.get("error_code", 0), t.get("error_message")) for t in response["topics"]}
     created: dict[str, bool] = {}
     for spec in specs:
@@ -157,5 +159,12 @@ def _create(admin: Any, specs: list[TopicSpec]) -> dict[str, bool]:
             raise TopicError(f"cannot create topic {spec.name!r}: {error.__name__}: {message or error.description}")
     new = [name for name, was_created in created.items() if was_created]
     if new:
-        admin.wait_for_topics(new, timeout_ms=TOPIC_READY_TIMEOUT_MS)
+        try:
+            admin.wait_for_topics(new, timeout_ms=TOPIC_READY_TIMEOUT_MS)
+        except KafkaError as error:  # partitions without a leader in time (brokers down)
+            raise TopicError(f"topics {_names(new)} were created but are not ready: {error}") from error
     return created
+
+
+def _names(topics: Iterable[TopicSpec | str]) -> str:
+    return ", ".join(repr(t.name if isinstance(t, TopicSpec) else t) for t in topics)

@@ -188,3 +188,33 @@ def test_a_real_command_without_its_extra_fails_with_the_install_hint(
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == f"error: {hint}"
     assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [f"error: {hint}"]
+
+
+class LeaderlessAdmin(RefusingAdmin):
+    """Creates the topics, but their partitions get no leader in time (brokers down): kafka-python's own timeout."""
+
+    def create_topics(self, request: dict, raise_errors: bool = True) -> dict:
+        return {"topics": [{"name": name, "error_code": 0, "error_message": None} for name in request]}
+
+    def wait_for_topics(self, names: list[str], timeout_ms: int = 0) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        raise KafkaTimeoutError(f"Timeout waiting for topics {names} to be ready")
+
+
+def test_run_kafka_when_new_topics_get_no_leader_ends_in_one_line(
+    bundle: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fraudstream.services.kafka.topics as topics
+
+    monkeypatch.setattr(topics, "admin_client", lambda settings: LeaderlessAdmin())
+    monkeypatch.setattr(sys, "argv", ["fraudstream", "run", "--source", "kafka", "--model", str(bundle),
+                                      "--store", "memory://", "--no-live-view", "--bootstrap", "127.0.0.1:1"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 3
+    assert err.strip().splitlines() == [
+        "error: topics 'transactions.scored', 'transactions.dlq' were created but are not ready: "
+        "KafkaTimeoutError: Timeout waiting for topics ['transactions.scored', 'transactions.dlq'] to be ready"
+    ]
