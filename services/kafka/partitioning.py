@@ -15,7 +15,7 @@ from fraudstream.model.scoring import Scorer
 try:  # Kafka's own partitioner, so that file-side partitions are exactly the producer's
     from kafka.partitioner.default import murmur2
 except ModuleNotFoundError:  # without the [kafka] extra: partition_for says what to install
-    murmur2 = None
+    murmur2 = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
