@@ -38,6 +38,7 @@ import numpy as np
 
 from fraudstream.model.detectors.base import Detector, DetectorParts
 from fraudstream.model.detectors.registry import UnknownDetector, detector_class
+from fraudstream.model.errors import DataIntegrityError
 from fraudstream.model.features.step import FEATURES_VERSION
 
 BUNDLE_FORMAT = 2
@@ -46,7 +47,7 @@ ARRAYS_FILE = "detector.npz"
 RETRAIN_HINT = "restore the bundle or retrain it (fraudstream train)"
 
 
-class BundleError(Exception):
+class BundleError(DataIntegrityError):
     """A model bundle is missing, damaged, or does not match the model it describes."""
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fraudstream.model.errors import require
 from fraudstream.model.policy import is_alert
 
 if TYPE_CHECKING:
@@ -17,7 +18,8 @@ DAY_MS = 86_400_000
 
 def ranking_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
     """ROC-AUC and average precision; None where they are undefined (one class only)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    metrics = require("sklearn.metrics", "ranking metrics (ROC-AUC, average precision)")
+    average_precision_score, roc_auc_score = metrics.average_precision_score, metrics.roc_auc_score
 
     labels = np.asarray(labels)
     if labels.size == 0 or labels.min() == labels.max():

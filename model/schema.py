@@ -30,6 +30,8 @@ from typing import Any
 
 import msgspec
 
+from fraudstream.model.errors import InputError
+
 __all__ = [
     "CANONICAL_FIELDS",
     "REQUIRED_FIELDS",
@@ -91,7 +93,7 @@ class Transaction(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     extra: dict[str, Any] = {}  # unknown input fields, passed through to sinks
 
 
-class InvalidTransaction(ValueError):
+class InvalidTransaction(InputError, ValueError):
     """A record that breaks the data contract; ``field`` is the first offending field (None: not an object)."""
 
     def __init__(self, field: str | None, reason: str) -> None:

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from fraudstream.model.errors import DataIntegrityError
+
 
 @dataclass(frozen=True)
 class DetectorParts:
@@ -29,7 +31,7 @@ class DetectorParts:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-class NotFitted(ValueError, AttributeError):
+class NotFitted(DataIntegrityError, ValueError, AttributeError):
     """The detector has no learned state yet (``fit`` first); an AttributeError too, as in scikit-learn."""
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from fraudstream.model.detectors.base import DetectorParts, NotFitted
 from fraudstream.model.detectors.forest import CompiledForest
+from fraudstream.model.errors import require
 
 
 class IsolationForestDetector:
@@ -61,7 +62,7 @@ class IsolationForestDetector:
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> IsolationForestDetector:
         """Fit sklearn's IsolationForest on ``X`` (n, n_features) and compile it; ``y`` is ignored (unsupervised)."""
-        from sklearn.ensemble import IsolationForest
+        IsolationForest = require("sklearn.ensemble", "training an Isolation Forest").IsolationForest
 
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] == 0:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 
 from fraudstream.model.detectors.base import Detector
+from fraudstream.model.errors import InputError
 
 # kind -> "module:Class" inside fraudstream.model.detectors. One line per detector.
 DETECTORS: dict[str, str] = {
@@ -31,7 +32,7 @@ DETECTORS: dict[str, str] = {
 }
 
 
-class UnknownDetector(ValueError):
+class UnknownDetector(InputError, ValueError):
     """A bundle or a caller names a detector kind this fraudstream does not have."""
 
 

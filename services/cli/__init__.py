@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
+from fraudstream.model.errors import FraudstreamError, MissingExtra, exit_codes
+from fraudstream.services.cli.common import console
 from fraudstream.services.cli.dashboard import dashboard
 from fraudstream.services.cli.demo import demo
 from fraudstream.services.cli.evaluate import evaluate
@@ -13,9 +16,12 @@ from fraudstream.services.cli.run import run
 from fraudstream.services.cli.score import score
 from fraudstream.services.cli.train import train
 
+EXIT_CODES = "\n".join(["Exit codes:", *(f"  {code}  {meaning}" for code, meaning in exit_codes())])
+
 app = typer.Typer(
     name="fraudstream",
     help="Real-time fraud detection for card transactions. Start with: fraudstream demo",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,6 +36,25 @@ app.command()(produce)
 app.command()(dashboard)
 
 
+def report(error: FraudstreamError) -> int:
+    """Print ``error`` as one red ``error:`` line (no traceback) and return its exit code."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    console.print(f"[bold red]error:[/] {escape(text)}", soft_wrap=True)
+    return error.exit_code
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a fraudstream error that escapes a command ends as one line and its exit code.
+
+    Any other exception is a bug and keeps its traceback; an optional library imported without its
+    guard still ends as the install hint.
+    """
+    try:
+        app()
+    except FraudstreamError as error:
+        raise SystemExit(report(error)) from None
+    except ModuleNotFoundError as error:
+        missing = MissingExtra.from_error(error)
+        if missing is None:
+            raise
+        raise SystemExit(report(missing)) from None

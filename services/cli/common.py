@@ -49,7 +49,7 @@ def load_model(directory: Path):  # -> ModelBundle
     try:
         return load_bundle(directory)
     except BundleError as error:
-        raise fail(f"{error}\nTrain one with: fraudstream train --data FILE --model-out {directory}") from None
+        raise fail(f"{error}\nTrain one with: fraudstream train --data FILE --model-out {directory}", error.exit_code) from None
 
 
 def progress() -> Progress:

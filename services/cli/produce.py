@@ -15,6 +15,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from fraudstream.model.errors import require
 from fraudstream.services.cli.common import FORMAT_HELP, console, fail, progress
 
 START_BROKER = "start one with scripts/services/kafka start"
@@ -127,16 +128,16 @@ def _first_row_checked(rows: Iterator[Any], source: str) -> Iterator[Any]:
 
 
 def _ensure_topic(settings: Any, topic: str, partitions: int, replication: int) -> None:
-    from kafka.errors import KafkaError
+    KafkaError = require("kafka.errors", "fraudstream produce").KafkaError
 
     from fraudstream.services.kafka.topics import KafkaUnavailable, TopicError, ensure_topic
 
     try:
         created = ensure_topic(settings, topic, partitions, replication)
     except KafkaUnavailable as error:
-        raise fail(f"{error}; {START_BROKER}") from None
+        raise fail(f"{error}; {START_BROKER}", error.exit_code) from None
     except TopicError as error:
-        raise fail(str(error)) from None
+        raise fail(str(error), error.exit_code) from None
     except KafkaError as error:
         raise fail(f"cannot create topic {topic}: {type(error).__name__}: {error}") from None
     if created:
@@ -218,7 +219,7 @@ def _send(
 @contextmanager
 def _kafka_errors(setup: bool = True) -> Iterator[None]:
     """Kafka's exceptions as one-line errors (exit 2); with ``setup``, also the producer's configuration errors."""
-    from kafka.errors import KafkaError
+    KafkaError = require("kafka.errors", "fraudstream produce").KafkaError
 
     from fraudstream.services.kafka.topics import KafkaUnavailable
 
@@ -227,7 +228,7 @@ def _kafka_errors(setup: bool = True) -> Iterator[None]:
     except typer.Exit:
         raise
     except KafkaUnavailable as error:
-        raise fail(f"{error}; {START_BROKER}") from None
+        raise fail(f"{error}; {START_BROKER}", error.exit_code) from None
     except KafkaError as error:
         raise fail(f"Kafka: {type(error).__name__}: {error}") from None
     except (RuntimeError, ValueError) as error:  # "Libraries for lz4 compression codec not found"

@@ -125,7 +125,7 @@ def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: t
         return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name,
                       role=role)
     except mismatch as error:
-        raise fail(str(error)) from None
+        raise fail(str(error), getattr(error, "exit_code", 2)) from None
 
 
 def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: str = "") -> RunStats:
@@ -199,4 +199,4 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",
                alert_store, live_view, f"kafka:{topic}/{group}")
     except KafkaUnavailable as error:
-        raise fail(f"{error}; start one with scripts/services/kafka start") from None
+        raise fail(f"{error}; start one with scripts/services/kafka start", error.exit_code) from None

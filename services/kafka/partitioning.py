@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kafka.partitioner.default import murmur2
-
+from fraudstream.model.errors import MissingExtra
 from fraudstream.model.scoring import Scorer
+
+try:  # Kafka's own partitioner, so that file-side partitions are exactly the producer's
+    from kafka.partitioner.default import murmur2
+except ModuleNotFoundError:  # without the [kafka] extra: partition_for says what to install
+    murmur2 = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -27,6 +31,8 @@ def partition_for(key: str, partitions: int) -> int:
     >>> partition_for("anything", 1)
     0
     """
+    if murmur2 is None:
+        raise MissingExtra("kafka", "partitioning like Kafka")
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 
+from fraudstream.model.errors import require
 from fraudstream.services.kafka.settings import KafkaSettings
 from fraudstream.services.kafka.topics import BOOTSTRAP_TIMEOUT_MS, KafkaUnavailable, unreachable
 
@@ -113,7 +114,7 @@ def make_producer(settings: KafkaSettings, acks: str | int = "all", compression:
     acks=1/0: idempotence needs acks=all, so one request in flight per broker keeps the order.
     Raises :class:`KafkaUnavailable` if no broker answers.
     """
-    from kafka import KafkaProducer
+    KafkaProducer = require("kafka", "producing to Kafka").KafkaProducer
 
     value = parse_acks(acks)
     options: dict[str, Any] = {

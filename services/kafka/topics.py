@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraudstream.model.errors import ServiceError, require
 from fraudstream.services.kafka.settings import KafkaSettings
 
 __all__ = [
@@ -35,7 +36,7 @@ TOPIC_READY_TIMEOUT_MS = 30_000  # a new topic's partitions need leaders before 
 _TOPIC_ALREADY_EXISTS = 36  # the broker's error code (kafka.errors.TopicAlreadyExistsError.errno)
 
 
-class KafkaUnavailable(ConnectionError):
+class KafkaUnavailable(ServiceError, ConnectionError):
     """No broker of ``bootstrap`` answered within :data:`BOOTSTRAP_TIMEOUT_MS`."""
 
     def __init__(self, bootstrap: str, detail: str = "") -> None:
@@ -43,7 +44,7 @@ class KafkaUnavailable(ConnectionError):
         super().__init__(f"cannot reach Kafka at {bootstrap}" + (f" ({detail})" if detail else ""))
 
 
-class TopicError(RuntimeError):
+class TopicError(ServiceError, RuntimeError):
     """The cluster answered but would not create a topic (bad replication factor, no permission...)."""
 
 
@@ -77,8 +78,7 @@ def unreachable(error: BaseException) -> bool:
 
 def admin_client(settings: KafkaSettings) -> Any:
     """A connected ``KafkaAdminClient`` (close it), or :class:`KafkaUnavailable`."""
-    from kafka import KafkaAdminClient
-
+    KafkaAdminClient = require("kafka", "Kafka").KafkaAdminClient
     try:
         return KafkaAdminClient(**settings.client_kwargs(), bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     except Exception as error:
@@ -128,7 +128,7 @@ def ensure_topics(
 
 
 def _create(admin: Any, specs: list[TopicSpec]) -> dict[str, bool]:
-    from kafka.errors import TopicAlreadyExistsError, for_code
+    from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
     request = {
         s.name: {
@@ -144,6 +144,8 @@ def _create(admin: Any, specs: list[TopicSpec]) -> dict[str, bool]:
         if len(specs) == 1:
             return {specs[0].name: False}
         raise
+    except KafkaError as error:  # no answer in time, no controller...: ours, so the CLI prints one line
+        raise TopicError(f"cannot create topics {_names(specs)}: {error}") from error  # str() names the class
     codes = {t["name"]: (t.get("error_code", 0), t.get("error_message")) for t in response["topics"]}
     created: dict[str, bool] = {}
     for spec in specs:
@@ -157,5 +159,12 @@ def _create(admin: Any, specs: list[TopicSpec]) -> dict[str, bool]:
             raise TopicError(f"cannot create topic {spec.name!r}: {error.__name__}: {message or error.description}")
     new = [name for name, was_created in created.items() if was_created]
     if new:
-        admin.wait_for_topics(new, timeout_ms=TOPIC_READY_TIMEOUT_MS)
+        try:
+            admin.wait_for_topics(new, timeout_ms=TOPIC_READY_TIMEOUT_MS)
+        except KafkaError as error:  # partitions without a leader in time (brokers down)
+            raise TopicError(f"topics {_names(new)} were created but are not ready: {error}") from error
     return created
+
+
+def _names(topics: Iterable[TopicSpec | str]) -> str:
+    return ", ".join(repr(t.name if isinstance(t, TopicSpec) else t) for t in topics)

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from fraudstream.model.errors import DataIntegrityError
+
 CHECKPOINT_FORMAT = 2  # 2: state keyed on features_version (1 was keyed on the model version)
 
 
@@ -29,7 +31,7 @@ class Checkpoint(msgspec.Struct):
     format: int = CHECKPOINT_FORMAT
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointMismatch(DataIntegrityError, RuntimeError):
     """The checkpoint on disk belongs to another source or feature definition."""
 
 

@@ -24,8 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from kafka import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+
+from fraudstream.model.errors import MissingExtra
+
+try:
+    from kafka import ConsumerRebalanceListener
+    from kafka.errors import KafkaError
+except ModuleNotFoundError as error:  # without the [kafka] extra
+    raise MissingExtra("kafka", "the Kafka runner") from error
 
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.schema import Transaction

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 import msgspec
 
+from fraudstream.model.errors import InputError
 from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidTransaction, Transaction
 from fraudstream.services.pipeline.core import Intake
 from fraudstream.services.sources.mapping import ColumnMapping, MappingError, resolve_format
@@ -48,7 +49,7 @@ _BOM = b"\xef\xbb\xbf"
 _JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
-class FileFormatError(ValueError):
+class FileFormatError(InputError, ValueError):
     """A file that cannot be read as transactions at all (unknown suffix, broken CSV header)."""
 
 

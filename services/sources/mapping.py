@@ -61,6 +61,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from fraudstream.model.errors import InputError
 from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidTransaction, format_timestamp
 
 __all__ = ["FORMATS", "ColumnMapping", "MappingError", "load_mapping", "resolve_format"]
@@ -82,7 +83,7 @@ _ONE_MINUTE = timedelta(minutes=1)
 Converter = Callable[[Any], Any]
 
 
-class MappingError(ValueError):
+class MappingError(InputError, ValueError):
     """A column mapping (file or name) that cannot be used; the message names the bad key."""
 
 

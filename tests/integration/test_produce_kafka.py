@@ -155,9 +155,9 @@ def test_ensure_topics_creates_once_and_reports_refusals(kafka, unique) -> None:
         ensure_topic(settings, f"r9-{unique}", 1, 9)
 
 
-def test_an_unreachable_broker_is_one_line_and_exit_code_2() -> None:
+def test_an_unreachable_broker_is_one_line_and_exit_code_3() -> None:
     done = fraudstream("produce", "--generate", "--cards", "20", "--days", "1", "--bootstrap", "127.0.0.1:1")
-    assert done.returncode == 2
+    assert done.returncode == 3  # ServiceError
     assert done.stderr.strip() == (
         "error: cannot reach Kafka at 127.0.0.1:1; start one with scripts/services/kafka start"
     )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from fraudstream.model.errors import InputError, ServiceError
 from fraudstream.services.stores.dead_letters import DeadLetter
 
 LABELS = ("fraud", "legitimate", "unsure")
@@ -22,15 +23,15 @@ GROUPINGS = ("merchant_category", "country", "channel", "hour")
 HOUR_MS = 3_600_000
 
 
-class AlertNotFound(KeyError):
+class AlertNotFound(InputError, KeyError):
     """No alert with that transaction_id."""
 
 
-class StoreUnavailable(ConnectionError):
+class StoreUnavailable(ServiceError, ConnectionError):
     """The store cannot be reached or keeps failing: nothing of the batch may be assumed stored; retry later."""
 
 
-class RejectedDocuments(ValueError):
+class RejectedDocuments(InputError, ValueError):
     """The store refused some alerts for good (e.g. a location out of range); the rest were stored."""
 
     def __init__(self, rejected: Sequence[tuple[str, str]]) -> None:

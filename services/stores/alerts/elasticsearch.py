@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fraudstream.model.errors import require
 from fraudstream.services.stores.alerts.search_engine import (
     RequestFailed,
     SearchEngineAlertStore,
@@ -28,13 +29,7 @@ class ElasticsearchTransport:
     """:class:`~.search_engine.Transport` over an ``elasticsearch.Elasticsearch`` client (its own retries off)."""
 
     def __init__(self, settings: SearchEngineSettings) -> None:
-        try:
-            import elasticsearch
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "the Elasticsearch alert store needs the 'elasticsearch' package: "
-                "pip install 'elasticsearch' (the version pinned in fraudstream's pyproject.toml)"
-            ) from error
+        elasticsearch = require("elasticsearch", "the Elasticsearch alert store")
         self._errors = elasticsearch
         options: dict[str, Any] = {
             "request_timeout": settings.timeout,

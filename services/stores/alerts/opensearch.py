@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fraudstream.model.errors import require
 from fraudstream.services.stores.alerts.search_engine import (
     RequestFailed,
     SearchEngineAlertStore,
@@ -29,13 +30,7 @@ class OpenSearchTransport:
     """:class:`~.search_engine.Transport` over an ``opensearchpy.OpenSearch`` client (its own retries off)."""
 
     def __init__(self, settings: SearchEngineSettings) -> None:
-        try:
-            import opensearchpy
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "the OpenSearch alert store needs the 'opensearch-py' package: "
-                "pip install 'opensearch-py' (the version pinned in fraudstream's pyproject.toml)"
-            ) from error
+        opensearchpy = require("opensearchpy", "the OpenSearch alert store")
         self._errors = opensearchpy.exceptions
         options: dict[str, Any] = {
             "timeout": settings.timeout,

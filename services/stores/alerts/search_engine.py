@@ -46,6 +46,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
 
+from fraudstream.model.errors import ServiceError
 from fraudstream.services.stores.alerts.base import (
     ENTITIES,
     GROUPINGS,
@@ -84,7 +85,7 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- errors
 
 
-class RequestFailed(RuntimeError):
+class RequestFailed(ServiceError, RuntimeError):
     """An error answer that retrying will not fix: bad credentials, a malformed request, a missing index.
 
     The other two failures are the alert-store interface's own (:mod:`.base`): :class:`StoreUnavailable`
@@ -99,7 +100,7 @@ class RequestFailed(RuntimeError):
         self.status = status
 
 
-class TransportFailure(Exception):
+class TransportFailure(ServiceError):
     """Raised by a :class:`Transport` when no HTTP answer came back (refused, reset, timed out)."""
 
 

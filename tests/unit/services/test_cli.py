@@ -65,9 +65,9 @@ def test_help_of_every_command_lists_its_options(command: str) -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def check_error(result: Result, *expected: str) -> str:
-    """Exit code 2, no traceback, a message starting with ``error:`` that says ``expected``; returns it."""
-    assert result.exit_code == 2, (result.output, result.exception)
+def check_error(result: Result, *expected: str, code: int = 2) -> str:
+    """Exit ``code`` (2: bad input), no traceback, a message starting with ``error:`` that says ``expected``; returns it."""
+    assert result.exit_code == code, (result.output, result.exception)
     assert isinstance(result.exception, SystemExit)  # typer.Exit, not a crash
     assert "Traceback" not in result.output
     first = result.stderr.strip().splitlines()[0]
@@ -124,7 +124,7 @@ def test_a_txt_data_file(command: str, work: dict[str, Path]) -> None:
 def test_a_model_dir_that_does_not_exist(command: str, work: dict[str, Path]) -> None:
     missing = work["root"] / "no-model"
     result = invoke(*args_for(command, work, model=missing))
-    first = check_error(result, str(missing), "directory not found")
+    first = check_error(result, str(missing), "directory not found", code=4)  # BundleError: integrity
     assert "no model bundle" in first
     assert f"fraudstream train --data FILE --model-out {missing}" in result.stderr  # the hint on how to make one
 
@@ -167,7 +167,7 @@ def test_a_checkpoint_that_is_not_a_checkpoint(work: dict[str, Path], tmp_path: 
     junk = tmp_path / "notes.txt"
     junk.write_text("not a checkpoint\n")
     result = invoke(*args_for("run", work)[:-3], "--store", tmp_path / "a.db", "--checkpoint", junk, "--no-live-view")
-    check_error(result, str(junk), "--fresh")
+    check_error(result, str(junk), "--fresh", code=4)  # CheckpointMismatch: integrity
 
 
 @pytest.mark.parametrize(

@@ -534,7 +534,7 @@ def test_an_unreachable_broker_is_one_line_with_a_hint(monkeypatch) -> None:
 
     monkeypatch.setattr(topics_module, "admin_client", unreachable)
     result = invoke("--generate", "--cards", "50", "--days", "1", "--bootstrap", "127.0.0.1:1")
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # ServiceError
     assert "cannot reach Kafka at 127.0.0.1:1; start one with scripts/services/kafka start" in result.output
     assert "Traceback" not in result.output
 
