@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, free_port, service
 
-redis = pytest.importorskip("redis", reason="the redis client is in the api-runtime extra: pip install -e '.[api-runtime]'")
+import redis  # the [api] extra; scripts/install installs it
 
 pytestmark = pytest.mark.integration
 
