@@ -50,6 +50,9 @@ def run(
     metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off)."),
     stop_when_idle: float | None = typer.Option(None, min=0.1, help="Kafka: exit after this many seconds with no new messages and no lag."),
     session_timeout: float = typer.Option(10.0, min=6.0, help="Kafka: seconds before a silent runner's partitions move to the rest of the group."),
+    store_first_contact: float = typer.Option(
+        60.0, min=0.1, help="Seconds to wait for an alert store that has not answered once since the start (a wrong "
+        "--store?) before failing; a store that answered once is waited for through any outage."),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
@@ -64,7 +67,7 @@ def run(
         run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
                   dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
-                  session_timeout=session_timeout)
+                  session_timeout=session_timeout, first_contact_s=store_first_contact)
         return
     if source is SourceKind.file:
         if data is None:
@@ -91,7 +94,7 @@ def run(
         ckpt.clear()
     run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
                  checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
-                 mismatch=CheckpointMismatch)
+                 mismatch=CheckpointMismatch, first_contact_s=store_first_contact)
 
 
 def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], **options) -> RunStats:
@@ -107,9 +110,11 @@ def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: t
 
 def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> RunStats:
     """Run with a live view, heartbeats in the store for the dashboard, and graceful SIGINT/SIGTERM (finish the
-    batch, checkpoint, exit); print the summary."""
+    batch, checkpoint, exit; at once while the store is down, with nothing committed); print the summary.
+    A second signal ends the run where it is, like a crash (which the runners survive)."""
     from fraudstream.services.cli.live_view import render
     from fraudstream.services.runners.status import StatusReporter, runner_name
+    from fraudstream.services.runners.store_writes import StoreNeverAnswered
 
     heartbeat = StatusReporter(alert_store, runner_name(source))
     live = Live(console=console, refresh_per_second=4, transient=False) if live_view else nullcontext()
@@ -121,11 +126,20 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> Run
             heartbeat(stats)
 
         runner.on_progress = progress
-        stop = lambda signum, frame: runner.stop()  # noqa: E731
+
+        def stop(signum: int, frame: object) -> None:
+            runner.stop()  # only flags: safe wherever the signal lands
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C: KeyboardInterrupt
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next SIGTERM: the process ends
+
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             stats = runner.run()
             heartbeat(stats, force=True)
+        except StoreNeverAnswered as error:
+            raise fail(str(error)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted twice: stopped at once; the next run resumes from the last checkpoint", 130) from None
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -144,7 +158,8 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str) -> Run
 
 def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: str, scored_topic: str,
               dlq_topic: str, replication: int, state_dir: Path, metrics_port: int,
-              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float) -> None:
+              stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float,
+              first_contact_s: float) -> None:
     """The consumer-group runner, with the same live view, signals and summary as the embedded one."""
     from fraudstream.services.kafka.settings import KafkaSettings
     from fraudstream.services.kafka.topics import KafkaUnavailable
@@ -165,7 +180,7 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
         settings, bundle, alert_store, SnapshotDir(state_dir), group=group,
         topics=KafkaTopics(topic, scored_topic, dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
-        session_timeout_s=session_timeout,
+        session_timeout_s=session_timeout, first_contact_s=first_contact_s,
     )
     try:
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",
