@@ -525,6 +525,7 @@ class SearchEngineAlertStore:
         self._pool: ThreadPoolExecutor | None = None
         self._interrupt: Callable[[], bool] | None = None
         self.answered = False  # whether the engine ever sent an HTTP answer (any status): the URL is right
+        self._down = False  # the last request got no usable answer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(urls={list(self.settings.urls)}, prefix={self.settings.prefix!r})"
@@ -592,6 +593,9 @@ class SearchEngineAlertStore:
         started = time.monotonic()
         attempt = 0
         while True:
+            if attempt == 0 and self._down and self._interrupted():  # e.g. a last heartbeat while stopping in an outage
+                raise StoreUnavailable(f"{self.engine} at {', '.join(self.settings.urls)} is down and the caller "
+                                       f"gave up waiting: {method} {path} not sent")
             remaining = started + budget - time.monotonic()
             timeout = min(self.settings.timeout, max(remaining, 1.0))
             try:
@@ -602,9 +606,11 @@ class SearchEngineAlertStore:
                 self.answered = True
                 fault = incomplete(data) if incomplete is not None and status < 300 else None
                 if not _retryable(status) and not fault:
+                    self._down = False
                     return status, data
                 problem = fault or f"HTTP {status} ({_error_text(data)})"
             attempt += 1
+            self._down = True
             remaining = started + budget - time.monotonic()
             interrupted = self._interrupted()
             if remaining <= 0 or interrupted:

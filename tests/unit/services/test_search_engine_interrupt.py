@@ -119,3 +119,14 @@ def test_without_an_interrupt_the_store_keeps_its_budget() -> None:
         store.count_alerts()
     assert time.monotonic() - started >= 0.5 and transport.calls > 1
     assert "gave up waiting" not in str(caught.value)
+
+
+def test_once_down_and_giving_up_nothing_more_is_sent_until_an_answer() -> None:
+    transport = Refusing()
+    store = SearchEngineAlertStore(transport, PATIENT)
+    store.set_interrupt(lambda: transport.calls >= 1)
+    with pytest.raises(StoreUnavailable):
+        store.count_alerts()
+    with pytest.raises(StoreUnavailable, match="not sent"):
+        store.count_alerts()  # a last heartbeat while stopping: no request, no grace to wait out
+    assert transport.calls == 1
