@@ -88,7 +88,8 @@ def topic_size(bootstrap: str, topic: str) -> int:
 
 
 def group_owners(bootstrap: str, group: str) -> dict[str, set[int]] | None:
-    """Each member of a stable consumer group and the partitions it owns; None while the group rebalances."""
+    """The partitions each client (by ``client_id``: a member id changes when a client rejoins) owns in a stable
+    consumer group; None while the group rebalances."""
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
@@ -101,7 +102,8 @@ def group_owners(bootstrap: str, group: str) -> dict[str, set[int]] | None:
     owners: dict[str, set[int]] = {}
     for member in info.get("members") or []:
         assignment = member.get("member_assignment") or {}
-        owners[member["member_id"]] = {p for topic in assignment.get("assigned_partitions", []) for p in topic["partitions"]}
+        owned = owners.setdefault(member["client_id"], set())
+        owned.update(p for topic in assignment.get("assigned_partitions", []) for p in topic["partitions"])
     return owners
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -153,27 +154,27 @@ def test_a_second_runner_takes_over_when_one_is_killed(kafka, workload, tmp_path
     producing.start()
     wait_for(lambda: topic_size(kafka, topic), "the first messages on the topic")
     store, state = tmp_path / "alerts.db", tmp_path / "state"
+    # Each runner under a client id of its own: the group's description then says who owns what.
+    first_env, second_env = ({**os.environ, "FRAUDSTREAM_KAFKA_CLIENT_ID": f"{name}-{unique}"} for name in ("first", "second"))
     first_errors = open(tmp_path / "first.err", "wb")  # noqa: SIM115 (closed once the runner is dead)
     first = subprocess.Popen([str(BIN), *runner_args(kafka, topic, group, store, state, model, idle=20)],
-                             stdout=subprocess.DEVNULL, stderr=first_errors)
+                             stdout=subprocess.DEVNULL, stderr=first_errors, env=first_env)
     second = None
     try:
         # The first runner owns every partition and has stored results...
-        def owned_by_one() -> dict[str, set[int]] | None:
-            owners = group_owners(kafka, group)
-            return owners if owners is not None and list(owners.values()) == [set(range(partitions))] else None
-
-        (first_member,) = wait_for(owned_by_one, "the first runner to own every partition")
+        wait_for(lambda: group_owners(kafka, group) == {f"first-{unique}": set(range(partitions))},
+                 "the first runner to own every partition")
         wait_for(lambda: _count(store), "the first runner's first alerts")
         second = subprocess.Popen([str(BIN), *runner_args(kafka, topic, group, store, state, model, idle=20)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=second_env)
+
         # ...then shares them with the second: it still owns some when it is killed.
         def shared_by_two() -> dict[str, set[int]] | None:
             owners = group_owners(kafka, group)
             return owners if owners is not None and len(owners) == 2 and all(owners.values()) else None
 
         shared = wait_for(shared_by_two, "the two runners to share the partitions")
-        assert first_member in shared and shared[first_member], shared
+        assert shared.keys() == {f"first-{unique}", f"second-{unique}"}, shared
         assert first.poll() is None, f"the first runner ended before it could be killed: {(tmp_path / 'first.err').read_text()}"
         first.send_signal(signal.SIGKILL)
         first.wait()
