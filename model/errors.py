@@ -20,7 +20,8 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── RequestFailed            services/stores/alerts/search_engine.py (RuntimeError)
     │   ├── TransportFailure         services/stores/alerts/search_engine.py
     │   ├── KafkaUnavailable         services/kafka/topics.py         (ConnectionError)
-    │   └── TopicError               services/kafka/topics.py         (RuntimeError)
+    │   ├── TopicError               services/kafka/topics.py         (RuntimeError)
+    │   └── StoreNeverAnswered       services/runners/store_writes.py (RuntimeError)
     ├── DataIntegrityError           exit 4  a model bundle or checkpoint is missing, damaged or mismatched
     │   ├── BundleError              model/bundle.py
     │   ├── NotFitted                model/detectors/base.py          (ValueError, AttributeError)

@@ -61,6 +61,7 @@ def run(
     warm_up: Path | None = typer.Option(None, "--warm-up", metavar="FILE", help="Before going live, replay this history file (read with --format) through the feature state only: no scores, no alerts. Skipped when resuming.", rich_help_panel=SOURCE),
     not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP, rich_help_panel=SOURCE),
     max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP, rich_help_panel=SOURCE),
+    store_first_contact: float = typer.Option(60.0, metavar="SECONDS", help="Fail if the alert store has not answered once in this long since the start (a wrong --store?); a store that answered once is waited for through any outage.", rich_help_panel=MODEL_STORE),
 ) -> None:
     """Score a stream in real time into the alert store; safe to kill and restart (it resumes).
 
@@ -70,6 +71,8 @@ def run(
     from fraudstream.services.stores.alerts import open_store
 
     window = event_window(not_before, max_ahead_hours)
+    if store_first_contact <= 0:
+        raise fail(f"--store-first-contact must be more than 0 seconds, got {store_first_contact:g}")
     bundle = load_model(model)
     if source is SourceKind.kafka:
         if warm_up is not None:
@@ -77,7 +80,7 @@ def run(
         run_kafka(bundle, store, bootstrap=bootstrap, topic=topic, group=group, scored_topic=scored_topic,
                   dlq_topic=dlq_topic, replication=replication, state_dir=state_dir, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
-                  session_timeout=session_timeout, window=window)
+                  session_timeout=session_timeout, window=window, first_contact_s=store_first_contact)
         return
     if source is SourceKind.file:
         if data is None:
@@ -111,7 +114,7 @@ def run(
         initial = {}
     run_pipeline(src, bundle, alert_store, ckpt, live_view=live_view, batch_size=batch_size,
                  checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds,
-                 mismatch=CheckpointMismatch, window=window, **initial)
+                 mismatch=CheckpointMismatch, window=window, first_contact_s=store_first_contact, **initial)
 
 
 def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: type[Exception], role: str = "",
@@ -130,9 +133,11 @@ def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: t
 
 def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: str = "") -> RunStats:
     """Run with a live view, heartbeats in the store for the dashboard, and graceful SIGINT/SIGTERM (finish the
-    batch, checkpoint, exit); print the summary."""
+    batch, checkpoint, exit; at once while the store is down, with nothing committed); print the summary.
+    A second signal ends the run where it is, like a crash (which the runners survive)."""
     from fraudstream.services.cli.live_view import StatusLines, render
     from fraudstream.services.runners.status import StatusReporter, runner_name
+    from fraudstream.services.runners.store_writes import StoreNeverAnswered
 
     name = runner_name(source, role)
     heartbeat = StatusReporter(alert_store, name)
@@ -148,11 +153,20 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
             heartbeat(stats)
 
         runner.on_progress = progress
-        stop = lambda signum, frame: runner.stop()  # noqa: E731
+
+        def stop(signum: int, frame: object) -> None:
+            runner.stop()  # only flags: safe wherever the signal lands
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C: KeyboardInterrupt
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next SIGTERM: the process ends
+
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             stats = runner.run()
             heartbeat(stats, force=True)
+        except StoreNeverAnswered as error:
+            raise fail(str(error), error.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted twice: stopped at once; the next run resumes from the last checkpoint", 130) from None
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -172,7 +186,7 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
 def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: str, scored_topic: str,
               dlq_topic: str, replication: int, state_dir: Path, metrics_port: int,
               stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float,
-              window: EventTimeWindow | None = None) -> None:
+              first_contact_s: float, window: EventTimeWindow | None = None) -> None:
     """The consumer-group runner, with the same live view, signals and summary as the embedded one."""
     from fraudstream.services.kafka.settings import KafkaSettings
     from fraudstream.services.kafka.topics import KafkaUnavailable
@@ -193,7 +207,7 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
         settings, bundle, alert_store, SnapshotDir(state_dir), group=group,
         topics=KafkaTopics(topic, scored_topic, dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
-        session_timeout_s=session_timeout, window=window,
+        session_timeout_s=session_timeout, window=window, first_contact_s=first_contact_s,
     )
     try:
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",

@@ -18,7 +18,7 @@ from fraudstream.model.scoring import Scorer
 from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
 from fraudstream.services.runners.stats import RunStats
-from fraudstream.services.runners.store_writes import write_batch
+from fraudstream.services.runners.store_writes import FIRST_CONTACT_S, StoreWait, write_batch
 from fraudstream.services.sources.base import IDLE, Source
 from fraudstream.services.stores.alerts.base import AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
@@ -49,6 +49,7 @@ class EmbeddedRunner:
         initial_state: FeatureState | None = None,
         initial_position: int = 0,
         window: EventTimeWindow | None = None,
+        first_contact_s: float | None = FIRST_CONTACT_S,
     ) -> None:
         self.source, self.bundle, self.store, self.checkpoint = source, bundle, store, checkpoint
         # where a run without a checkpoint starts: a warm-up's state, after the rows it already covered
@@ -59,13 +60,19 @@ class EmbeddedRunner:
         self.on_progress, self.progress_seconds = on_progress, progress_seconds
         self.stats = RunStats()
         self._stopping = False
+        self.first_contact_s = first_contact_s
 
     def stop(self) -> None:
-        """Ask the run to finish its batch, checkpoint and return (safe from a signal handler)."""
+        """Ask the run to finish its batch, checkpoint and return (safe from a signal handler). While the store
+        is down it returns at once instead: the batch was not stored, and the checkpoint stays where it was."""
         self._stopping = True
 
     def run(self) -> RunStats:
-        """Process the source to its end (or until :meth:`stop`), then checkpoint; returns the stats."""
+        """Process the source to its end (or until :meth:`stop`), then checkpoint; returns the stats.
+
+        Raises :class:`~.store_writes.StoreNeverAnswered` (checkpoint untouched) if the store never answers
+        within ``first_contact_s``."""
+        self._wait = StoreWait(self.store, lambda: self._stopping, self.first_contact_s)
         try:
             return self._run()
         except _StoppedWhileStoreDown:
@@ -88,6 +95,7 @@ class EmbeddedRunner:
         clock = time.perf_counter
         batch_size = self.batch_size
         pending, pending_position = 0, position  # rows read but not yet flushed, and the last one's position
+        ended = False
         for item in self.source.rows(after=position):
             if item is IDLE:
                 if pending:
@@ -112,9 +120,10 @@ class EmbeddedRunner:
                 if self._stopping:
                     break
         else:
-            stats.finished = True
+            ended = True  # finished only once the last rows are stored, not when a stop cut their write short
         if pending:
             self._flush(pending_position)
+        stats.finished = ended
         self._save_checkpoint()
         self._report(force=True)
         return stats
@@ -143,7 +152,7 @@ class EmbeddedRunner:
         decisions = self._scorer.decide_batch(txns)
         bundle = self.bundle
         alerts = [alert_record(txn, d, bundle) for txn, d in zip(txns, decisions) if d.alert]
-        if not write_batch(self.store, alerts, letters, stopping=lambda: self._stopping):
+        if not write_batch(self.store, alerts, letters, wait=self._wait):
             raise _StoppedWhileStoreDown
         now = time.perf_counter()
         stats.latencies_s.extend([now - a for a in self._arrivals])

@@ -20,6 +20,8 @@ the alert and keeps its review. Connection errors, 429 and 5xx
 answers (whole requests or single bulk items) are retried with exponential backoff for at most
 ``retry_seconds``, then :class:`StoreUnavailable` is raised; documents the engine refuses (a
 latitude out of range, say) raise :class:`RejectedDocuments` after the rest of the batch is stored.
+A runner can make a store give up sooner (:meth:`SearchEngineAlertStore.set_interrupt`): asked to stop,
+it leaves retries at once and abandons a request still unanswered after ``STOP_GRACE_S``.
 
 Free-text search is a substring match, like :meth:`AlertQuery.matches`: each reason is also a
 keyword with the built-in ``lowercase`` normalizer (``reasons.keyword``, reasons up to 8,191
@@ -36,6 +38,7 @@ import math
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -501,6 +504,10 @@ class _Op:
     fallback: bytes | None = None
 
 
+STOP_GRACE_S = 1.0  # how long a request already sent may still finish once the caller wants to give up
+_POLL_S = 0.05  # how often a waiting caller looks at its interrupt
+
+
 class SearchEngineAlertStore:
     """An :class:`~fraudstream.services.stores.alerts.base.AlertStore` on Elasticsearch or OpenSearch."""
 
@@ -517,11 +524,63 @@ class SearchEngineAlertStore:
         self._ready = False
         self._months: dict[int, str] = {}  # day number → month suffix (a cache: most batches span a day or two)
         self._pool: ThreadPoolExecutor | None = None
+        self._interrupt: Callable[[], bool] | None = None
+        self.answered = False  # whether the engine ever sent an HTTP answer (any status): the URL is right
+        self._down = False  # the last request got no usable answer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(urls={list(self.settings.urls)}, prefix={self.settings.prefix!r})"
 
     # ------------------------------------------------------------------ plumbing
+
+    def set_interrupt(self, check: Callable[[], bool] | None) -> None:
+        """Give up waiting (raise :class:`StoreUnavailable`) soon after ``check()`` turns true, whatever
+        ``retry_seconds`` says: no more retries, and a request unanswered ``STOP_GRACE_S`` later is abandoned.
+
+        For a runner asked to stop while the store is down: nothing it has not stored is committed, so it may
+        leave at once. ``check`` must be cheap and thread-safe (reading a flag); None: the budget alone.
+        """
+        self._interrupt = check
+
+    def _interrupted(self) -> bool:
+        return self._interrupt is not None and self._interrupt()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between attempts, waking early when interrupted."""
+        if self._interrupt is None:
+            time.sleep(seconds)
+            return
+        until = time.monotonic() + seconds
+        while not self._interrupted() and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, _POLL_S))
+
+    def _send(self, method: str, path: str, params: Mapping[str, str] | None, payload: bytes | None,
+              content_type: str, timeout: float) -> tuple[int, Any]:
+        """One transport request. With an interrupt set it runs on a daemon thread, so that a caller who
+        gives up is not held by a connection that hangs (it is abandoned; the process may exit under it)."""
+        if self._interrupt is None:
+            return self.transport.request(method, path, params, payload, content_type, timeout)
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome.append(self.transport.request(method, path, params, payload, content_type, timeout))
+            except BaseException as error:  # noqa: BLE001 (handed to the caller as is)
+                outcome.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="fraudstream-store-request", daemon=True).start()
+        abandon_at = None
+        while not done.wait(_POLL_S):
+            if abandon_at is None and self._interrupted():
+                abandon_at = time.monotonic() + STOP_GRACE_S
+            if abandon_at is not None and time.monotonic() >= abandon_at:
+                raise TransportFailure(f"abandoned after {STOP_GRACE_S:.0f}s without an answer: giving up waiting")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _request(
         self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None, *, ndjson: bool = False,
@@ -535,28 +594,36 @@ class SearchEngineAlertStore:
         started = time.monotonic()
         attempt = 0
         while True:
+            if attempt == 0 and self._down and self._interrupted():  # e.g. a last heartbeat while stopping in an outage
+                raise StoreUnavailable(f"{self.engine} at {', '.join(self.settings.urls)} is down and the caller "
+                                       f"gave up waiting: {method} {path} not sent")
             remaining = started + budget - time.monotonic()
             timeout = min(self.settings.timeout, max(remaining, 1.0))
             try:
-                status, data = self.transport.request(method, path, params, payload, content_type, timeout)
+                status, data = self._send(method, path, params, payload, content_type, timeout)
             except TransportFailure as error:
                 problem = f"no answer ({error})"
             else:
+                self.answered = True
                 fault = incomplete(data) if incomplete is not None and status < 300 else None
                 if not _retryable(status) and not fault:
+                    self._down = False
                     return status, data
                 problem = fault or f"HTTP {status} ({_error_text(data)})"
             attempt += 1
+            self._down = True
             remaining = started + budget - time.monotonic()
-            if remaining <= 0:
+            interrupted = self._interrupted()
+            if remaining <= 0 or interrupted:
                 self._ready = False  # the node may come back empty: put the templates there again
                 raise StoreUnavailable(
                     f"{self.engine} at {', '.join(self.settings.urls)} failed {method} {path} for "
                     f"{time.monotonic() - started:.1f}s ({attempt} attempts): {problem}"
+                    + ("; gave up waiting" if interrupted else "")
                 )
             delay = min(0.1 * 2 ** (attempt - 1), 5.0) * random.uniform(0.75, 1.25)
             log.warning("%s %s: %s; retrying in %.1fs", method, path, problem, min(delay, remaining))
-            time.sleep(min(delay, remaining))
+            self._pause(min(delay, remaining))
 
     def _ok(self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None,
             *, allow: Iterable[int] = (), incomplete: Callable[[Any], str | None] | None = None) -> tuple[int, Any]:
@@ -708,12 +775,12 @@ class SearchEngineAlertStore:
             if chunk:
                 attempt += 1
                 remaining = started + self.settings.retry_seconds - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._interrupted():
                     raise StoreUnavailable(
                         f"{self.engine} kept refusing {len(chunk)} document(s) as overloaded or unavailable "
-                        f"for {self.settings.retry_seconds:.0f}s, e.g. {chunk[0].name}"
+                        f"for {time.monotonic() - started:.1f}s, e.g. {chunk[0].name}"
                     )
-                time.sleep(min(0.1 * 2 ** (attempt - 1), 5.0, remaining))
+                self._pause(min(0.1 * 2 ** (attempt - 1), 5.0, remaining))
         return existing
 
     def set_label(self, transaction_id: str, label: str, analyst: str, at_ms: int, note: str = "") -> Alert:
