@@ -242,3 +242,16 @@ def messy_copy(data: Path, target: Path) -> dict[str, int]:
         writer.writerows(messy)
     return counts
 
+
+
+# Python source that makes the top-level packages in the set ``blocked`` unimportable (as if not installed);
+# subprocess scripts define ``blocked`` and then run this first.
+IMPORT_BLOCKER = """
+import sys
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+"""
