@@ -4,7 +4,7 @@ Each feature with a known fraud direction (:mod:`directions`) becomes *evidence*
 share of training transactions at least as extreme in that direction (numpy tables,
 :class:`~fraudstream.model.detectors.tail_table.TailTable`). Evidence is then combined:
 
-- **with labels** (at least ``min_frauds`` confirmed frauds in training): a weighted sum, the
+- **with labels** (at least ``min_frauds`` confirmed frauds in training, 20 by default): a weighted sum, the
   weights learned by a class-balanced logistic regression held non-negative, so a feature can
   be ignored but its direction never flips. What counts on a given data set (amount on one,
   night hours and emptied balances on another) is learned; what "unusual" means is not.
@@ -45,7 +45,7 @@ class EvidenceDetector:
     0.01
     """
 
-    def __init__(self, feature_names: tuple[str, ...] = FEATURE_NAMES, *, min_frauds: int = 30,
+    def __init__(self, feature_names: tuple[str, ...] = FEATURE_NAMES, *, min_frauds: int = 20,
                  n_estimators: int = 300, max_samples: int = 1024, random_state: int = 0,
                  overrides: dict[str, tuple[str, Direction] | None] | None = None) -> None:
         self.feature_names = feature_names

@@ -126,7 +126,7 @@ class TailEvidenceDetector:
         return [g for _, g in fired[:top]]
 
 
-MIN_FRAUDS_TO_WEIGH = 30
+MIN_FRAUDS_TO_WEIGH = 20
 LIFT_TAIL = 0.05  # a feature 'fires' when its training tail probability is below this
 
 
