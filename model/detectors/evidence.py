@@ -77,7 +77,7 @@ class EvidenceDetector:
             self.mode_ = "forest"
             self.weights_ = np.ones(E.shape[1])
             self.forest_ = IsolationForestDetector(self.n_estimators, self.max_samples, self.random_state).fit(E).forest_
-        self.calibration_ = TailTable.fit(self._raw(E))
+        self.calibration_ = TailTable.fit(self._raw(E), interpolate=True)
         return self
 
     # ---- serving (numpy only)
@@ -106,7 +106,21 @@ class EvidenceDetector:
     score_many = score_samples
 
     def score_one(self, x: Sequence[float]) -> float:
-        return float(self.score_samples(np.asarray(x, dtype=np.float64)[None, :])[0])
+        """Score of one row on a plain-Python path (bisect on lists): the per-event cost, ~10x below numpy's."""
+        fast = self.__dict__.get("_fast") or self._compile()
+        evidence = [f(float(x[i])) for i, f in fast]
+        if self.forest_ is not None:
+            raw = self.forest_.score_one(evidence)
+        else:
+            raw = sum(w * e for w, e in zip(self._weights_list, evidence))
+        return self._calibrate_one(raw) / LN10
+
+    def _compile(self) -> list[tuple[int, Any]]:
+        fast = [(int(i), _one_value(table, int(d))) for i, d, table in zip(self.columns_, self.directions_, self.tables_)]
+        self.__dict__["_fast"] = fast
+        self._weights_list = [float(w) for w in self.weights_]
+        self._calibrate_one = _one_value(self.calibration_, 0)
+        return fast
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """(n, n_features) share of the evidence each feature brought (weighted in ``weighted`` mode)."""
@@ -160,3 +174,36 @@ class EvidenceDetector:
         det.forest_ = CompiledForest.from_arrays(forest) if forest else None
         det.dropped_ = {}
         return det
+
+
+def _one_value(table: TailTable | RareTable, direction: int) -> Any:
+    """A function of one float equal to the table's numpy scoring of that value (lists and bisect)."""
+    from bisect import bisect_left, bisect_right
+    from math import inf, log
+
+    if isinstance(table, RareTable):
+        edges, tail = table.edges.tolist(), table.neg_log_tail.tolist()
+        last, outside = len(edges) - 2, len(edges) - 1
+
+        def rare(x: float) -> float:
+            idx = last if x == edges[-1] else bisect_right(edges, x) - 1
+            return tail[outside if idx < 0 or idx > last else idx]
+        return rare
+    knots, neg = table.knots.tolist(), (-table.log_tail).tolist()
+    end, top, spread, log2 = knots[-1], neg[-1], table.spread, log(2.0)
+    interpolate = table.interpolate
+    start, start_neg, scale = table.tail_start, -table.tail_log_p, table.tail_scale
+    sign = -1.0 if direction == 1 else 1.0
+
+    def upper(x: float) -> float:
+        x *= sign
+        if start != inf and x > start:
+            return start_neg + (x - start) / scale
+        idx = bisect_left(knots, x)
+        if idx == len(knots):
+            return top + (x - end) / spread + (0.0 if interpolate else log2)
+        if not interpolate or idx == 0 or x == knots[idx]:
+            return neg[idx]
+        lo, hi = knots[idx - 1], knots[idx]
+        return neg[idx - 1] + (neg[idx] - neg[idx - 1]) * (x - lo) / (hi - lo)
+    return upper

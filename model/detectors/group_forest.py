@@ -56,7 +56,7 @@ class OneSidedForestDetector:
         self.medians_ = np.median(X[:, self.columns_], axis=0)
         Z = one_sided(X, self.columns_, self.medians_, self.directions_)
         self.forest_ = IsolationForestDetector(self.n_estimators, self.max_samples, self.random_state).fit(Z)
-        self.calibration_ = TailTable.fit(self.forest_.score_many(Z))
+        self.calibration_ = TailTable.fit(self.forest_.score_many(Z), interpolate=True)
         return self
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
@@ -87,8 +87,8 @@ class GroupForestDetector:
             med = np.median(X[:, cols], axis=0)
             Z = one_sided(X, cols, med, dirs)
             forest = IsolationForestDetector(self.n_estimators, self.max_samples, self.random_state).fit(Z)
-            self.parts_[g] = (cols, dirs, med, forest, TailTable.fit(forest.score_many(Z)))
-        self.calibration_ = TailTable.fit(self.raw_scores(X))
+            self.parts_[g] = (cols, dirs, med, forest, TailTable.fit(forest.score_many(Z), interpolate=True))
+        self.calibration_ = TailTable.fit(self.raw_scores(X), interpolate=True)
         return self
 
     def group_evidence(self, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -125,7 +125,7 @@ class EvidenceForestDetector:
         self.evidence_ = TailEvidenceDetector(self.feature_names, overrides=self.overrides, tail_from=self.tail_from).fit(X)
         E = self._evidence(X)
         self.forest_ = IsolationForestDetector(self.n_estimators, self.max_samples, self.random_state).fit(E)
-        self.calibration_ = TailTable.fit(self.forest_.score_many(E))
+        self.calibration_ = TailTable.fit(self.forest_.score_many(E), interpolate=True)
         return self
 
     def _evidence(self, X: np.ndarray) -> np.ndarray:

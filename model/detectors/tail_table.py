@@ -29,9 +29,10 @@ class TailTable:
     tail_start: float = np.inf  # above this value the tail is exponential (peaks over threshold)
     tail_log_p: float = 0.0  # log P(X >= tail_start)
     tail_scale: float = 1.0  # mean excess over tail_start: one nat of evidence per tail_scale
+    interpolate: bool = False  # linear between knots: continuous, so near-equal inputs stay in order
 
     @classmethod
-    def fit(cls, values: np.ndarray, tail_from: float | None = None) -> TailTable:
+    def fit(cls, values: np.ndarray, tail_from: float | None = None, *, interpolate: bool = False) -> TailTable:
         """Table for the upper tail of ``values`` (apply to ``-values`` for the lower tail).
 
         With ``tail_from`` (say 0.95), values above that training quantile get the evidence of an
@@ -52,8 +53,9 @@ class TailTable:
             # A tail needs room: a binary or few-valued feature keeps its exact table.
             if excess.size >= 20 and np.unique(x[x > u]).size >= 10:
                 at = n - np.searchsorted(x, u, side="right")
-                return cls(knots, log_tail, spread, u, float(np.log((at + 1.0) / (n + 1.0))), float(excess.mean()))
-        return cls(knots, log_tail, spread)
+                return cls(knots, log_tail, spread, u, float(np.log((at + 1.0) / (n + 1.0))), float(excess.mean()),
+                           interpolate)
+        return cls(knots, log_tail, spread, interpolate=interpolate)
 
     def neg_log_tail(self, x: np.ndarray) -> np.ndarray:
         """-log P(X >= x) under the training distribution (0 below the smallest training value)."""
@@ -67,6 +69,11 @@ class TailTable:
 
     def _empirical(self, x: np.ndarray) -> np.ndarray:
         k, lt = self.knots, self.log_tail
+        if self.interpolate:
+            out = np.interp(x, k, -lt)
+            beyond = x > k[-1]
+            out[beyond] = -lt[-1] + (x[beyond] - k[-1]) / self.spread
+            return out
         # Share at or above x = share at or above the first knot >= x (exact at knots, steps between).
         idx = np.searchsorted(k, x, side="left")
         inside = idx < k.size
@@ -79,12 +86,13 @@ class TailTable:
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Plain arrays for a bundle (``prefix`` keeps several tables apart)."""
         return {f"{prefix}knots": self.knots, f"{prefix}log_tail": self.log_tail,
-                f"{prefix}tail": np.array([self.spread, self.tail_start, self.tail_log_p, self.tail_scale])}
+                f"{prefix}tail": np.array([self.spread, self.tail_start, self.tail_log_p, self.tail_scale,
+                                           float(self.interpolate)])}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> TailTable:
-        spread, start, log_p, scale = (float(v) for v in arrays[f"{prefix}tail"])
-        return cls(arrays[f"{prefix}knots"], arrays[f"{prefix}log_tail"], spread, start, log_p, scale)
+        spread, start, log_p, scale, interpolate = (float(v) for v in arrays[f"{prefix}tail"])
+        return cls(arrays[f"{prefix}knots"], arrays[f"{prefix}log_tail"], spread, start, log_p, scale, bool(interpolate))
 
 
 @dataclass(frozen=True)

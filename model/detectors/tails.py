@@ -70,7 +70,7 @@ class TailEvidenceDetector:
         if self.combine == "weighted":
             self.weights_ = _learn_weights(self.feature_evidence(X), y, self.weigh_by)
         raw = self.raw_scores(X)
-        self.calibration_ = TailTable.fit(raw)
+        self.calibration_ = TailTable.fit(raw, interpolate=True)
         return self
 
     def feature_evidence(self, X: np.ndarray) -> dict[int, np.ndarray]:

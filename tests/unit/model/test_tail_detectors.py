@@ -158,3 +158,27 @@ def test_few_labels_fall_back_to_the_evidence_forest() -> None:
     y = np.zeros(len(X), dtype=int)
     y[:5] = 1  # too few confirmed frauds to weigh 19 features
     assert EvidenceDetector(n_estimators=10, max_samples=128).fit(X, y).mode_ == "forest"
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_evidence_detector_single_row_path_equals_the_batch_path(labelled: bool) -> None:
+    from fraudstream.model.detectors.evidence import EvidenceDetector
+
+    X = _features(3_000)
+    y = (X[:, INDEX["amount_log"]] > np.quantile(X[:, INDEX["amount_log"]], 0.98)).astype(int) if labelled else None
+    det = EvidenceDetector(n_estimators=30, max_samples=256).fit(X, y)
+    probe = np.vstack([X[:300], X[:20] * 5.0, X[:20] * -1.0, np.median(X, axis=0)])
+    probe[-1, INDEX["hour_of_day"]] = X[:, INDEX["hour_of_day"]].max()  # the histogram's last edge
+    batch = det.score_samples(probe)
+    single = np.array([det.score_one(row.tolist()) for row in probe])
+    np.testing.assert_allclose(single, batch, rtol=0, atol=1e-9)
+
+
+def test_an_interpolated_table_keeps_near_equal_scores_in_order() -> None:
+    """Calibration must not tie the scores between two knots (that would blur the ranking)."""
+    scores = np.random.default_rng(4).normal(size=20_000)
+    step, smooth = TailTable.fit(scores), TailTable.fit(scores, interpolate=True)
+    grid = np.linspace(scores.min(), scores.max() + 1.0, 5_000)
+    assert np.unique(step.neg_log_tail(grid[grid <= scores.max()])).size < 200
+    assert np.all(np.diff(smooth.neg_log_tail(grid)) > 0)
+    np.testing.assert_allclose(smooth.neg_log_tail(smooth.knots), step.neg_log_tail(smooth.knots), atol=1e-12)
