@@ -1,8 +1,10 @@
 """Training: replay history through the feature step, fit a detector, set the threshold.
 
 Training uses the same ``step`` as serving, so there is no training/serving skew. The detector is
-any registered one (the Isolation Forest by default); labels, when present, go to its ``fit``
-(the Isolation Forest ignores them) and measure the result.
+any registered one; the default is ``evidence`` (model/detectors/evidence.py), which weighs its
+evidence by the confirmed frauds when the labels hold at least 20, and otherwise combines it with
+an isolation forest. Labels, when present, go to the detector's ``fit`` (the Isolation Forest
+ignores them) and measure the result.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from fraudstream.model.bundle import ModelBundle
 from fraudstream.model.detectors.base import Detector
-from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
+from fraudstream.model.detectors.registry import detector_class
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.features.step import FEATURE_NAMES, FEATURES_VERSION
 from fraudstream.model.policy import is_alert, threshold_for_alert_rate
@@ -25,6 +27,16 @@ if TYPE_CHECKING:
     from fraudstream.model.schema import Transaction
 
 DEFAULT_ALERT_RATE = 10.0  # alerts per 1,000 transactions
+DEFAULT_DETECTOR = "evidence"  # the winner of benchmarks/bench_quality.py across its seven data sets
+
+
+def make_detector(kind: str = DEFAULT_DETECTOR, **settings: Any) -> Detector:
+    """An unfitted detector of a registered ``kind``; settings left None keep the detector's own defaults.
+
+    Every registered detector takes ``random_state``; the forest-based ones ``n_estimators`` and
+    ``max_samples`` too (for ``evidence``: its no-label forest). UnknownDetector lists the kinds.
+    """
+    return detector_class(kind)(**{name: value for name, value in settings.items() if value is not None})
 
 
 def feature_matrix(txns: Iterable[Transaction], state: FeatureState | None = None) -> np.ndarray:
@@ -41,16 +53,18 @@ def train_bundle(
     alert_rate: float = DEFAULT_ALERT_RATE,
     labels: Sequence[int] | None = None,
     detector: Detector | None = None,
-    n_estimators: int = 100,
-    max_samples: int = 256,
+    n_estimators: int | None = None,
+    max_samples: int | None = None,
     random_state: int = 0,
 ) -> ModelBundle:
     """Fit ``detector`` on ``X`` and package it with its threshold, training statistics and metrics.
 
-    ``detector`` is any unfitted detector (see model/detectors/registry.py); by default an
-    Isolation Forest built from ``n_estimators``, ``max_samples`` and ``random_state``. ``labels``
-    (1 = fraud), when known, are passed to ``fit`` (unsupervised detectors ignore them) and
-    measure the result. ``created_at`` is passed in because the core never reads a clock.
+    ``detector`` is any unfitted detector (see model/detectors/registry.py); by default
+    :data:`DEFAULT_DETECTOR` built by :func:`make_detector` from ``n_estimators``, ``max_samples``
+    and ``random_state`` (None: its own defaults). ``labels`` (1 = fraud), when known, are passed
+    to ``fit`` (the default weighs its evidence with them from 20 frauds on; unsupervised detectors
+    ignore them) and measure the result, in-sample. ``created_at`` is passed in because the core
+    never reads a clock.
     """
     if X.ndim != 2 or X.shape[1] != len(FEATURE_NAMES):
         raise ValueError(f"expected a (n, {len(FEATURE_NAMES)}) feature matrix, got {X.shape}")
@@ -58,8 +72,8 @@ def train_bundle(
         raise ValueError(f"need at least 2 training transactions, got {X.shape[0]}")
     y = None if labels is None else np.asarray(labels)
     if detector is None:
-        detector = IsolationForestDetector(
-            n_estimators=n_estimators, max_samples=min(max_samples, X.shape[0]), random_state=random_state
+        detector = make_detector(
+            DEFAULT_DETECTOR, n_estimators=n_estimators, max_samples=max_samples, random_state=random_state
         )
     detector = detector.fit(X, y)
     scores = detector.score_many(X)

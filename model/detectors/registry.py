@@ -28,6 +28,7 @@ from fraudstream.model.errors import InputError
 
 # kind -> "module:Class" inside fraudstream.model.detectors. One line per detector.
 DETECTORS: dict[str, str] = {
+    "evidence": "evidence:EvidenceDetector",
     "isolation_forest": "isolation_forest:IsolationForestDetector",
 }
 

@@ -1,9 +1,10 @@
 """The detector contract: every registered detector, served from a bundle, behaves the same way.
 
-Parametrised over ``registry.kinds()``, so a detector added to the registry is checked by itself.
-Adding one: a module in model/detectors/, a line in model/detectors/registry.py, and a case in
-``CASES`` below (a small unfitted instance, and how its training library scores: the reference
-the served scores must equal to 1e-9). A registered kind without a case fails here.
+Parametrised over ``CASES``, and every kind in ``registry.kinds()`` must have at least one, so a
+detector added to the registry is checked by itself. Adding one: a module in model/detectors/, a
+line in model/detectors/registry.py, and a case in ``CASES`` below (a small unfitted instance, and
+how its training library scores: the reference the served scores must equal to 1e-9). A detector
+with several modes (``evidence``: weighted by labels, or a forest without them) has a case per mode.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from fraudstream.model.bundle import ModelBundle, load_bundle, save_bundle
 from fraudstream.model.detectors import registry
 from fraudstream.model.detectors.base import Detector, ExplainsScores
+from fraudstream.model.detectors.evidence import EvidenceDetector
 from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
 from fraudstream.model.schema import Transaction, validate
 from fraudstream.model.scoring import Scorer
@@ -32,16 +34,45 @@ from fraudstream.services.sources.generator import GeneratorConfig, generate
 class Case:
     """How the contract builds and checks one detector kind."""
 
+    kind: str  # its registry key
     make: Callable[[], Detector]  # an unfitted detector with small, fast settings
     reference: Callable[[Any, np.ndarray], np.ndarray]  # the training library's scores of the fitted detector
     training_modules: tuple[str, ...]  # imported by fit only: serving must never load them
+    labels: bool = True  # fit with the training labels (False: without, as for a file that has none)
+    mode: str | None = None  # the mode the fitted detector must report (mode_), when it has several
+
+
+def _evidence_reference(fitted: Any, X: np.ndarray) -> np.ndarray:
+    """The evidence detector as trained: its numpy tail tables, then scikit-learn's forest (no labels) or the
+    learned weights (labels), then the calibration table; s / (1 + s)."""
+    E = fitted.evidence(X)
+    raw = -fitted.estimator_.score_samples(E) if fitted.mode_ == "forest" else E @ fitted.weights_
+    s = fitted.calibration_.neg_log_tail(raw) / np.log(10.0)
+    return s / (1.0 + s)
 
 
 CASES: dict[str, Case] = {
     "isolation_forest": Case(
+        kind="isolation_forest",
         make=lambda: IsolationForestDetector(n_estimators=40, random_state=3),
         reference=lambda fitted, X: -fitted.estimator_.score_samples(X),  # the project's transform: higher = worse
         training_modules=("sklearn",),
+    ),
+    "evidence[labels]": Case(
+        kind="evidence",
+        # the small history has 16 frauds in its training part: weigh from 10 on (the product's floor is 20)
+        make=lambda: EvidenceDetector(min_frauds=10, n_estimators=40, max_samples=256, random_state=3),
+        reference=_evidence_reference,
+        training_modules=("sklearn", "scipy"),
+        mode="weighted",
+    ),
+    "evidence[no labels]": Case(
+        kind="evidence",
+        make=lambda: EvidenceDetector(n_estimators=40, max_samples=256, random_state=3),
+        reference=_evidence_reference,
+        training_modules=("sklearn", "scipy"),
+        labels=False,
+        mode="forest",
     ),
 }
 
@@ -51,6 +82,7 @@ KINDS = registry.kinds()
 
 @dataclass
 class Trained:
+    case: str  # its key in CASES
     detector: Any  # fitted in this process: has the training library's state
     bundle: ModelBundle  # the same, saved and loaded back: what serving uses
     directory: Path
@@ -66,20 +98,24 @@ def history() -> tuple[list[Transaction], np.ndarray, np.ndarray]:
     return txns, feature_matrix(txns), labels
 
 
-@pytest.fixture(scope="module", params=KINDS)
+@pytest.fixture(scope="module", params=sorted(CASES))
 def trained(request: pytest.FixtureRequest, history: Any, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    kind = request.param
-    if kind not in CASES:
-        pytest.fail(f"detector kind {kind!r} is registered but has no contract case in CASES ({__file__})")
+    name = request.param
     txns, X, labels = history
     cut = len(txns) * 2 // 3
-    bundle = train_bundle(X[:cut], created_at="2026-01-01T00:00:00Z", labels=labels[:cut], detector=CASES[kind].make())
-    directory = save_bundle(bundle, tmp_path_factory.mktemp(kind) / "model")
-    return Trained(bundle.detector, load_bundle(directory), directory, X[:cut], txns[cut:], X[cut:])
+    given = labels[:cut] if CASES[name].labels else None
+    bundle = train_bundle(X[:cut], created_at="2026-01-01T00:00:00Z", labels=given, detector=CASES[name].make())
+    directory = save_bundle(bundle, tmp_path_factory.mktemp(CASES[name].kind) / "model")
+    return Trained(name, bundle.detector, load_bundle(directory), directory, X[:cut], txns[cut:], X[cut:])
 
 
 def case(trained: Trained) -> Case:
-    return CASES[trained.bundle.kind]
+    return CASES[trained.case]
+
+
+def fit_labels(trained: Trained, labels: np.ndarray) -> np.ndarray | None:
+    """The labels this case fits with (None for a case that trains without them)."""
+    return labels[: len(trained.X)] if case(trained).labels else None
 
 
 # --------------------------------------------------------------------------- the registry
@@ -87,14 +123,14 @@ def case(trained: Trained) -> Case:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_registered_kind_has_a_contract_case(kind: str) -> None:
-    assert kind in CASES, f"add a Case for {kind!r} to CASES in {__file__}"
+    assert kind in {c.kind for c in CASES.values()}, f"add a Case for {kind!r} to CASES in {__file__}"
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_the_registry_resolves_each_kind_to_its_class(kind: str) -> None:
-    cls = registry.detector_class(kind)
-    assert cls.kind == kind
-    assert isinstance(CASES[kind].make(), cls)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_registry_resolves_each_kind_to_its_class(name: str) -> None:
+    cls = registry.detector_class(CASES[name].kind)
+    assert cls.kind == CASES[name].kind
+    assert isinstance(CASES[name].make(), cls)
 
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
@@ -106,6 +142,8 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
 
 
 def test_served_scores_equal_the_training_librarys(trained: Trained) -> None:
+    if case(trained).mode is not None:
+        assert trained.bundle.detector.mode_ == case(trained).mode  # the mode this case is meant to check
     expected = case(trained).reference(trained.detector, trained.X_test)
     served = trained.bundle.score_many(trained.X_test)
     np.testing.assert_allclose(served, expected, rtol=0, atol=TOLERANCE)
@@ -173,7 +211,7 @@ def test_scores_are_finite_and_in_the_unit_interval(trained: Trained) -> None:
 
 def test_fitting_and_scoring_are_deterministic(trained: Trained, history: Any) -> None:
     _, _, labels = history
-    again = case(trained).make().fit(trained.X, labels[: len(trained.X)])
+    again = case(trained).make().fit(trained.X, fit_labels(trained, labels))
     for name, array in trained.detector.to_parts().arrays.items():
         np.testing.assert_array_equal(again.to_parts().arrays[name], array, err_msg=name)
     first = trained.bundle.score_many(trained.X_test)

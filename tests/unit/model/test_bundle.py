@@ -290,7 +290,7 @@ def test_whitespace_and_key_order_do_not_break_the_seal(saved):
 
 def test_an_unknown_detector_kind_is_refused_without_importing_anything(saved):
     rewrite_manifest(saved, _set(("detector", "kind"), "os:system"))
-    with pytest.raises(BundleError, match=r"unknown detector kind 'os:system'; this fraudstream knows isolation_forest"):
+    with pytest.raises(BundleError, match=r"unknown detector kind 'os:system'; this fraudstream knows evidence, isolation_forest"):
         load_bundle(saved)
 
 

@@ -128,9 +128,9 @@ def test_evidence_detector_serves_from_plain_arrays_to_1e9(labelled: bool) -> No
         y = (X[:, INDEX["amount_log"]] > np.quantile(X[:, INDEX["amount_log"]], 0.98)).astype(int)
     det = EvidenceDetector(n_estimators=30, max_samples=256).fit(X, y)
     assert det.mode_ == ("weighted" if labelled else "forest")
-    arrays = det.to_arrays()
-    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
-    served = EvidenceDetector.from_arrays(arrays)
+    parts = det.to_parts()
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in parts.arrays.values())
+    served = EvidenceDetector.from_parts(parts)
     probe = np.vstack([X[:200], X[:5] * 4.0])
     np.testing.assert_allclose(served.score_samples(probe), det.score_samples(probe), rtol=0, atol=1e-9)
 
