@@ -4,7 +4,11 @@ Each data set (see ``benchmarks/datasets``) is replayed through the feature step
 order (history carried through), split by day: train on the first two thirds, test on the rest.
 Every detector is fitted on the training rows, without labels except those named ``[labels]``
 (confirmed frauds of the training weeks; ``[20% labels]``: only a fifth of them); its alert
-threshold is the score that 10 of every 1,000 training rows reach. Reported on the test rows: ROC-AUC, average
+threshold is the score that 10 of every 1,000 training rows reach. ``default`` and ``default[labels]``
+take the product's own path (``train_bundle``'s default detector, without or with the training
+labels, saved as a bundle, loaded back and scored as serving scores), so they must equal the
+``evidence`` candidates they are; ``former_default`` is the Isolation Forest on the 26 features,
+the default before issue 10. Reported on the test rows: ROC-AUC, average
 precision, recall at that budget, card precision@100 per day, and per fraud scenario. Writes
 benchmarks/results/quality.json and prints a table.
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +33,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import pin_one_core, write_results  # noqa: E402
 from datasets import DataSet, builders  # noqa: E402
 
+from fraudstream.model import baselines  # noqa: E402
 from fraudstream.model.evaluate import evaluate  # noqa: E402
-from fraudstream.model.features.step import FEATURE_NAMES, INDEX  # noqa: E402
+from fraudstream.model.bundle import load_bundle, save_bundle  # noqa: E402
+from fraudstream.model.features.step import FEATURE_NAMES  # noqa: E402
 from fraudstream.model.policy import threshold_for_alert_rate  # noqa: E402
 from fraudstream.model.train import DEFAULT_ALERT_RATE, feature_matrix, train_bundle  # noqa: E402
 
@@ -39,30 +46,33 @@ DAY_MS = 86_400_000
 Fitter = Callable[[np.ndarray, np.ndarray, DataSet, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _naive_columns(X: np.ndarray, ds: DataSet) -> np.ndarray:
-    cols = [np.expm1(X[:, INDEX["amount_log"]]), X[:, INDEX["hour_of_day"]], X[:, INDEX["day_of_week"]]]
-    if ds.has_coordinates:
-        cols.append(X[:, INDEX["distance_home_km"]])
-    return np.column_stack(cols)
-
-
 def naive_iforest(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What a new user writes in five lines: scikit-learn's IsolationForest on amount, hour, weekday (+ distance)."""
-    from sklearn.ensemble import IsolationForest
-
-    forest = IsolationForest(n_estimators=100, random_state=0, n_jobs=1).fit(_naive_columns(Xtr, ds))
-    return -forest.score_samples(_naive_columns(Xtr, ds)), -forest.score_samples(_naive_columns(Xte, ds))
+    """What a new user writes in five lines (model/baselines.py, the one `fraudstream evaluate` prints too)."""
+    score = baselines.naive_iforest(Xtr, with_distance=ds.has_coordinates)
+    return score(Xtr), score(Xte)
 
 
 def amount_alone(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    i = INDEX["amount_log"]
-    return Xtr[:, i], Xte[:, i]
+    return baselines.amount_alone(Xtr), baselines.amount_alone(Xte)
 
 
-def default(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Today's default: the 26 features through the project's Isolation Forest (model.train)."""
-    bundle = train_bundle(Xtr, created_at="benchmark")
+def former_default(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The default before issue 10: the 26 features through the project's Isolation Forest."""
+    from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
+
+    bundle = train_bundle(Xtr, created_at="benchmark", detector=IsolationForestDetector())
     return bundle.score_many(Xtr), bundle.score_many(Xte)
+
+
+def product_default(labels: bool) -> Fitter:
+    """The product's path, as `fraudstream train` takes it: train_bundle's default detector (with the
+    training labels when ``labels``), saved as a bundle, loaded back, scored as serving scores."""
+    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with tempfile.TemporaryDirectory() as tmp:
+            trained = train_bundle(Xtr, created_at="benchmark", labels=ytr if labels else None)
+            bundle = load_bundle(save_bundle(trained, Path(tmp) / "model"))
+        return bundle.score_many(Xtr), bundle.score_many(Xte)
+    return fit
 
 
 def forest_without_constants(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +143,9 @@ def detectors() -> dict[str, Fitter]:
     from fraudstream.model.detectors.tails import TailEvidenceDetector
 
     plain = {
-        "default": default,
+        "default": product_default(labels=False),
+        "default[labels]": product_default(labels=True),
+        "former_default": former_default,
         "naive_iforest": naive_iforest,
         "amount_alone": amount_alone,
         "forest_no_constants": forest_without_constants,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fraudstream.model.errors import require
-from fraudstream.model.policy import is_alert
+from fraudstream.model.policy import is_alert, threshold_for_alert_rate
 
 if TYPE_CHECKING:
     from fraudstream.model.schema import Transaction
@@ -114,3 +114,33 @@ def evaluate_transactions(txns: Sequence[Transaction], scores: np.ndarray, thres
         scenarios=[str(t.extra.get("scenario") or "") for t in txns] if has_scenarios else None,
         k=k,
     )
+
+
+def baseline_results(txns: Sequence[Transaction], X: np.ndarray, alert_rate: float, k: int = 100) -> dict[str, Any]:
+    """The naive baselines (model/baselines.py) on the rows a model is evaluated on, with the same metrics.
+
+    ``X`` are the rows' features as the model saw them. The naive IsolationForest is fitted on these
+    very rows (evaluation has no other data): an unsupervised forest fitted in-sample, which flatters
+    it if anything. Each baseline alerts on its top ``alert_rate`` per 1,000 of these rows (the
+    model's budget), so recall at the budget compares like with like.
+    """
+    from fraudstream.model import baselines
+
+    with_distance = baselines.has_coordinates(txns)
+    n = len(txns)
+    columns = ", ".join(baselines.naive_column_names(with_distance))
+    budget = f"alerts on its top {alert_rate:g} per 1,000 of these rows (the model's budget)"
+    candidates = {
+        "naive_iforest": (
+            baselines.naive_iforest(X, with_distance=with_distance)(X),
+            f"scikit-learn IsolationForest ({baselines.NAIVE_TREES} trees, 256 rows per tree, seed {baselines.NAIVE_SEED}) "
+            f"on {columns}, fitted on these {n:,} evaluated rows themselves (no training file, no labels); {budget}",
+        ),
+        "amount_alone": (baselines.amount_alone(X), f"the amount as the score, nothing fitted; {budget}"),
+    }
+    out: dict[str, Any] = {}
+    for name, (scores, about) in candidates.items():
+        threshold = threshold_for_alert_rate(scores, alert_rate)
+        out[name] = {"about": about, "fitted_on": "the evaluated rows" if name == "naive_iforest" else None,
+                     **evaluate_transactions(txns, scores, threshold, k)}
+    return out

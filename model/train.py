@@ -46,6 +46,15 @@ def feature_matrix(txns: Iterable[Transaction], state: FeatureState | None = Non
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
 
 
+def known_labels(txns: Sequence[Transaction]) -> np.ndarray | None:
+    """The ``is_fraud`` labels of ``txns`` as 0/1, or None unless every row has one (a partly labelled
+    file is treated as unlabelled: its missing labels are not known to be legitimate)."""
+    labels = [t.is_fraud for t in txns]
+    if not labels or any(v is None for v in labels):
+        return None
+    return np.asarray(labels, dtype=np.int64)
+
+
 def train_bundle(
     X: np.ndarray,
     *,

@@ -3,6 +3,8 @@ labelled alerts, how precise the alerts are and how the scores move over time.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -56,14 +58,46 @@ def _model_section() -> float | None:
     c3, c4 = st.columns(2)
     c3.metric("Threshold", f"{model['threshold']:.4f}")
     c4.metric("Alert budget", f"{model['alert_rate']:g} per 1,000" if model["alert_rate"] is not None else "unknown")
+    detector = model["detector"]
     facts = {"training transactions": metrics.get("n_train"), "alerts per 1,000 on training data": metrics.get("train_alerts_per_1000"),
-             "features": model["features"], "trees": model["detector"].get("n_estimators"),
-             "samples per tree": model["detector"].get("max_samples")}
+             "features": model["features"], **detector_facts(detector)}
     train = metrics.get("train") or {}
-    facts.update({f"training {k.replace('_', ' ')}": v for k, v in train.items() if isinstance(v, (int, float))})
+    facts.update({f"training {k.replace('_', ' ')} (in-sample)": v for k, v in train.items() if isinstance(v, (int, float))})
     st.dataframe(pd.DataFrame({"metric": list(facts), "value": [_fmt(v) for v in facts.values()]}), hide_index=True,
                  key="model_facts")
+    roles = feature_roles(detector)
+    if roles is not None:
+        with st.expander(f"Features: {len(detector.get('used') or {})} used, {len(detector.get('dropped') or {})} left out"):
+            st.dataframe(roles, hide_index=True, key="model_features")
     return float(model["threshold"])
+
+
+def detector_facts(detector: dict[str, Any]) -> dict[str, object]:
+    """What kind of detector the bundle holds and how it was trained, as metric rows."""
+    facts: dict[str, object] = {"detector": detector.get("kind", "unknown")}
+    if detector.get("kind") == "evidence":
+        labels = detector.get("labels") or {}
+        facts["combined by"] = detector.get("combined_by")
+        facts["confirmed frauds in training"] = labels.get("frauds") if labels.get("given") else "no labels"
+        if detector.get("mode") == "forest":
+            facts["trees"] = (detector.get("settings") or {}).get("n_estimators")
+        return facts
+    facts["trees"] = detector.get("n_estimators")
+    facts["samples per tree"] = detector.get("max_samples")
+    return facts
+
+
+def feature_roles(detector: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per feature: used (its direction and, with labels, its weight) or left out and why; None when
+    the detector does not record it (the Isolation Forest uses every feature)."""
+    used, dropped = detector.get("used"), detector.get("dropped")
+    if not isinstance(used, dict) or not isinstance(dropped, dict):
+        return None
+    weights = detector.get("weights") or {}
+    rows = [{"feature": name, "role": f"used: {how}", "weight": weights.get(name)} for name, how in used.items()]
+    rows.sort(key=lambda r: -(r["weight"] or 0.0))
+    rows += [{"feature": name, "role": f"left out: {why}", "weight": None} for name, why in dropped.items()]
+    return pd.DataFrame(rows, columns=["feature", "role", "weight"])
 
 
 def _fmt(value: object) -> str:

@@ -38,7 +38,7 @@ def demo(
     Ctrl-C stops cleanly; running the demo again resumes where it stopped. Afterwards `fraudstream run` uses the demo's model.
     """
     from fraudstream.model.bundle import BUNDLE_FORMAT, save_bundle, stored_format
-    from fraudstream.model.train import feature_matrix, train_bundle
+    from fraudstream.model.train import feature_matrix, known_labels, train_bundle
     from fraudstream.services.cli.run import run_pipeline
     from fraudstream.services.cli.warm_up import warm_from_file
     from fraudstream.services.runners.checkpoint import CheckpointFile, CheckpointMismatch
@@ -58,7 +58,8 @@ def demo(
     if outdated or not (model_dir / "bundle.json").exists():
         console.print(f"[bold]2/3[/] training a model on {history} → {model_dir}")
         txns = [t for _, t in read_history(history, "canonical", dead_letter_path(history, None))]
-        bundle = train_bundle(feature_matrix(txns), created_at=utc_now())
+        # as `fraudstream train` does: the generator's labels weigh the default detector's evidence
+        bundle = train_bundle(feature_matrix(txns), created_at=utc_now(), labels=known_labels(txns))
         save_bundle(bundle, model_dir)
     bundle = load_model(model_dir)  # a damaged or edited bundle is refused with a clear message, never replaced
     alerts_db, where = paths.store, url(address, port)

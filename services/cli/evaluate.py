@@ -1,16 +1,18 @@
-"""``fraudstream evaluate``: detection quality of a model on labelled data."""
+"""``fraudstream evaluate``: detection quality of a model on labelled data, beside the naive baselines on the same rows."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fraudstream.services import defaults
+
+DEFAULT_ALERT_RATE = 10.0  # a bundle that does not record its budget: the train default
+BASELINE_TITLES = {"naive_iforest": "naive IsolationForest", "amount_alone": "amount alone"}
 from fraudstream.services.cli.common import (
     FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, load_model, read_history,
 )
@@ -26,8 +28,8 @@ def evaluate(
     not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
     max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
 ) -> None:
-    """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate."""
-    from fraudstream.model.evaluate import evaluate_transactions
+    """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate, beside two naive baselines on the same rows: an IsolationForest on amount, hour and weekday (+ distance) fitted on these rows themselves, and the amount alone."""
+    from fraudstream.model.evaluate import baseline_results, evaluate_transactions
     from fraudstream.model.scoring import Scorer
 
     bundle = load_model(model)
@@ -38,19 +40,34 @@ def evaluate(
     if unlabelled:
         raise fail(f"{unlabelled:,} of {len(txns):,} rows have no is_fraud label; evaluate needs labelled data")
     with console.status(f"scoring {len(txns):,} transactions"):
-        scores = np.asarray([d.score for d in Scorer(bundle).decide_batch(txns)])
+        X = Scorer(bundle).features(txns)  # file order, history carried: what decide_batch scores
+        scores = bundle.score_many(X)
     result = evaluate_transactions(txns, scores, bundle.threshold, k=k)
     result["model_version"] = bundle.version
+    with console.status("fitting the naive baseline on the same rows"):
+        alert_rate = float(bundle.metadata.get("alert_rate") or DEFAULT_ALERT_RATE)
+        result["baselines"] = baseline_results(txns, X, alert_rate, k=k)
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{data.name} — model {bundle.version}")
+    out = Console()
+    table = Table(title=f"{data.name} — model {bundle.version} beside the naive baselines, same {len(txns):,} rows")
     table.add_column("metric")
-    table.add_column("value", justify="right")
+    table.add_column("model", justify="right")
+    for name in result["baselines"]:
+        table.add_column(BASELINE_TITLES.get(name, name), justify="right")
     for key, value in result.items():
-        if key != "per_scenario":
-            table.add_row(key, _fmt(value))
-    Console().print(table)
+        if key in ("per_scenario", "baselines"):
+            continue
+        table.add_row(key, _fmt(value), *(_fmt(b.get(key, "")) for b in result["baselines"].values()))
+    out.print(table)
+    for name, b in result["baselines"].items():
+        out.print(f"{BASELINE_TITLES.get(name, name)}: {b['about']}", soft_wrap=True, markup=False)
+    naive = result["baselines"].get("naive_iforest", {}).get("average_precision")
+    if naive and result.get("average_precision") is not None:
+        verdict = result["average_precision"] / naive
+        out.print(f"model average precision = {verdict:.1f}× the naive IsolationForest's on these rows"
+                  + ("" if verdict >= 1 else " — the model does not beat it here"), markup=False)
     if result.get("per_scenario"):
         per = Table(title="per fraud scenario")
         for column in ("scenario", "frauds", "roc_auc", "average_precision", "recall_at_alert_rate"):

@@ -384,9 +384,15 @@ def test_model_page_shows_the_bundle_and_precision_of_reviewed_alerts(filled: Pa
     assert metric(at, "Alert budget") == "10 per 1,000"
     facts = dict(zip(at.dataframe[0].value["metric"], at.dataframe[0].value["value"]))
     assert facts["training transactions"] == "400" and facts["features"] == str(len(FEATURE_NAMES))
+    assert facts["detector"] == "evidence" and facts["confirmed frauds in training"] == "no labels"
+    assert facts["combined by"].startswith("an isolation forest over the evidence")
+    roles = at.dataframe[1].value  # every feature, used (with its direction) or left out with the reason
+    assert sorted(roles["feature"]) == sorted(FEATURE_NAMES)
+    assert roles.set_index("feature").loc["day_of_week", "role"] == "left out: no fraud direction: not evidence on its own"
+    assert roles.set_index("feature").loc["amount_log", "role"] == "used: larger is suspicious"
     assert metric(at, "Precision") == "66.7%"
     assert (metric(at, "Confirmed fraud"), metric(at, "Legitimate"), metric(at, "Unsure")) == ("2", "1", "1")
-    bands = at.dataframe[1].value.set_index("score band")
+    bands = at.dataframe[2].value.set_index("score band")
     assert bands.loc["0.8–0.9", "fraud"] == 1 and bands.loc["0.9–1.0", "fraud"] == 1
     assert bands.loc["0.7–0.8", "legitimate"] == 1 and bands.loc["0.7–0.8", "precision"] == 0
     assert len(at.get("vega_lite_chart")) == 1  # score distribution over time
