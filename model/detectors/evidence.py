@@ -390,8 +390,8 @@ def _one_value(table: TailTable | RareTable, direction: int) -> Callable[[float]
         x *= sign
         if start != inf and x > start:
             return start_neg + (x - start) / scale
-        if x > end:  # past every training value: keeps growing, one nat per spread
-            return top + (x - end) / spread + (0.0 if interpolate else log2)
+        if x > end:  # past every training value: keeps growing, one nat per spread (numpy's order of sums)
+            return top + (x - end) / spread if interpolate else top + log2 + (x - end) / spread
         idx = bisect_left(knots, x)
         if not interpolate or x == knots[idx]:
             return neg[idx]

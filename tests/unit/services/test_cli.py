@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from support import messy_copy
@@ -237,6 +238,44 @@ def test_generate_train_score_evaluate_run(work: dict[str, Path], tmp_path: Path
     ok("run", "--source", "file", "--data", data, "--model", model, "--store", store, "--no-live-view")
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT count(*) FROM alerts").fetchone()[0] == len(flagged)
+
+
+def test_evaluate_shows_the_naive_baselines_fitted_on_the_same_rows(work: dict[str, Path]) -> None:
+    from sklearn.ensemble import IsolationForest
+
+    from fraudstream.model.bundle import load_bundle
+    from fraudstream.model.evaluate import ranking_metrics
+    from fraudstream.model.features.step import INDEX
+    from fraudstream.model.scoring import Scorer
+    from fraudstream.services.cli.common import read_history
+
+    report = json.loads(ok("evaluate", "--data", work["data"], "--model", work["model"], "--json").stdout)
+    naive, amount = report["baselines"]["naive_iforest"], report["baselines"]["amount_alone"]
+    n = report["transactions"]
+    assert naive["transactions"] == amount["transactions"] == n and naive["frauds"] == report["frauds"]
+    assert f"fitted on these {n:,} evaluated rows themselves" in naive["about"]
+    assert "amount, hour of day, day of week, distance from home" in naive["about"]  # the generator has coordinates
+    # the same figure a user gets from the five lines, on the same rows
+    txns = [t for _, t in read_history(work["data"], "canonical", work["root"] / "dl.jsonl", event_order=False)]
+    X = Scorer(load_bundle(work["model"])).features(txns)
+    cols = np.column_stack([np.expm1(X[:, INDEX["amount_log"]]), X[:, INDEX["hour_of_day"]], X[:, INDEX["day_of_week"]],
+                            X[:, INDEX["distance_home_km"]]])
+    forest = IsolationForest(n_estimators=100, random_state=0, n_jobs=1).fit(cols)
+    labels = np.array([t.is_fraud for t in txns])
+    assert naive["average_precision"] == pytest.approx(ranking_metrics(-forest.score_samples(cols), labels)["average_precision"])
+    text = ok("evaluate", "--data", work["data"], "--model", work["model"]).stdout
+    assert "naive IsolationForest" in text and "amount alone" in text and "× the naive IsolationForest's" in text
+
+
+def test_train_takes_the_detector_kind_and_refuses_an_unknown_one(work: dict[str, Path]) -> None:
+    model = work["root"] / "iforest-model"
+    ok("train", "--data", work["data"], "--model-out", model, "--detector", "isolation_forest", "--trees", "20")
+    manifest = json.loads((model / "bundle.json").read_text())
+    assert manifest["detector"]["kind"] == "isolation_forest" and manifest["detector"]["metadata"]["n_estimators"] == 20
+    default = json.loads((work["model"] / "bundle.json").read_text())["metadata"]["detector"]
+    assert default["kind"] == "evidence" and default["labels"]["given"] is True  # the generated file is labelled
+    result = invoke("train", "--data", work["data"], "--model-out", work["root"] / "nope", "--detector", "magic")
+    assert result.exit_code == 2 and "unknown detector kind 'magic'" in result.stderr and "evidence" in result.stderr
 
 
 def test_a_sqlite_url_store_also_gets_a_checkpoint(work: dict[str, Path], tmp_path: Path) -> None:
