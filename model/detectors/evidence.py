@@ -92,6 +92,11 @@ class EvidenceDetector:
         return (f"EvidenceDetector(min_frauds={self.min_frauds}, n_estimators={self.n_estimators}, "
                 f"max_samples={self.max_samples}, random_state={self.random_state})")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The single-row path holds closures, which cannot be pickled: rebuild from the parts (as the
+        # compiled forest does), e.g. when a runtime ships the model to its workers.
+        return (EvidenceDetector.from_parts, (self.to_parts(),))
+
     @property
     def n_features_in_(self) -> int:
         """Features per row the fitted detector expects."""

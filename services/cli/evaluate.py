@@ -11,7 +11,6 @@ from rich.table import Table
 
 from fraudstream.services import defaults
 
-DEFAULT_ALERT_RATE = 10.0  # a bundle that does not record its budget: the train default
 BASELINE_TITLES = {"naive_iforest": "naive IsolationForest", "amount_alone": "amount alone"}
 from fraudstream.services.cli.common import (
     FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, load_model, read_history,
@@ -31,6 +30,7 @@ def evaluate(
     """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate, beside two naive baselines on the same rows: an IsolationForest on amount, hour and weekday (+ distance) fitted on these rows themselves, and the amount alone."""
     from fraudstream.model.evaluate import baseline_results, evaluate_transactions
     from fraudstream.model.scoring import Scorer
+    from fraudstream.model.train import DEFAULT_ALERT_RATE
 
     bundle = load_model(model)
     window = event_window(not_before, max_ahead_hours)

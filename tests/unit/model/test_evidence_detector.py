@@ -134,3 +134,14 @@ def test_a_partly_labelled_history_counts_as_unlabelled() -> None:
     assert known_labels([T(0), T(1)]).tolist() == [0, 1]  # type: ignore[union-attr, arg-type]
     assert known_labels([T(0), T(None)]) is None  # type: ignore[arg-type]
     assert known_labels([]) is None
+
+
+def test_a_fitted_detector_pickles_through_its_parts() -> None:
+    import pickle
+
+    X, y = _labelled()
+    for labels in (y, None):
+        det = EvidenceDetector(n_estimators=10, max_samples=128).fit(X, labels)
+        again = pickle.loads(pickle.dumps(det))
+        np.testing.assert_array_equal(again.score_many(X[:300]), det.score_many(X[:300]))
+        assert again.score_one(X[0].tolist()) == det.score_one(X[0].tolist())
