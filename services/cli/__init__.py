@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from fraudstream.model.errors import FraudstreamError, MissingExtra, exit_codes
-from fraudstream.services.cli.common import console
+from fraudstream.services.cli.common import CONFIG_FILE, console
 from fraudstream.services.cli.config import config
 from fraudstream.services.cli.dashboard import dashboard
 from fraudstream.services.cli.demo import demo
@@ -50,7 +50,8 @@ def settings_file(
     ),
 ) -> None:
     """Real-time fraud detection for card transactions. Start with: fraudstream demo"""
-    ctx.obj = config_path  # read by each command when it loads its settings (cli.common.settings)
+    token = CONFIG_FILE.set(config_path)  # read by each command when it loads its settings (cli.common.settings)
+    ctx.call_on_close(lambda: CONFIG_FILE.reset(token))
 
 
 def report(error: FraudstreamError) -> int:

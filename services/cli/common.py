@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -22,6 +22,8 @@ from fraudstream.services.sources.mapping import resolve_format
 from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 
 console = Console(stderr=True)
+# The global --config FILE of the invocation running now; set by the root callback, reset when it ends.
+CONFIG_FILE: ContextVar[Path | None] = ContextVar("fraudstream_config_file", default=None)
 
 FORMAT_HELP = "Input layout: canonical, sparkov, handbook, or a column-mapping .toml file."
 STORE_HELP = (
@@ -80,9 +82,7 @@ def settings(**flags: Any) -> Settings:
 
 def config_file() -> Path | None:
     """The global ``--config FILE`` of this invocation (kept by the root callback), or None."""
-    context = click.get_current_context(silent=True)
-    config = context.find_root().obj if context is not None else None
-    return config if isinstance(config, Path) else None
+    return CONFIG_FILE.get()
 
 
 def from_settings(key: str) -> str:
