@@ -92,7 +92,7 @@ def start(store: str | None, model: Path | None, address: str, port: int, base_p
     """Start the dashboard server in the background (output to ``log``, or discarded) and return it."""
     check_port_free(address, port)
     output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
-    return subprocess.Popen(command(address, port, base_path), env=environment(store, model), stdout=output,
+    return subprocess.Popen(command(address, port, base_path), env=environment(store, model, config_file()), stdout=output,
                             stderr=subprocess.STDOUT)
 
 
