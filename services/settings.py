@@ -29,6 +29,7 @@ SecretStr('**********')
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,7 @@ __all__ = [
 
 CONFIG_ENV = "FRAUDSTREAM_CONFIG"  # the settings file when --config is not given
 DEFAULT = "default"
+UNSET = "(not set)"
 
 
 class SettingsError(InputError, ValueError):
@@ -245,17 +247,21 @@ class Settings(BaseSettings):
         return getattr(getattr(self, section), name)
 
     def effective(self) -> list[tuple[str, str, str, str]]:
-        """``(key, value shown, origin, environment variable)`` for every field; secrets masked."""
+        """``(key, value as TOML or "(not set)", origin, environment variable)`` for every field; secrets masked."""
         rows = []
         for key, section in fields():
             value = self.get(key)
             name = key.partition(".")[2]
             if value is None:
-                shown = "(not set)"
+                shown = UNSET
             elif isinstance(value, SecretStr):
-                shown = "********"
+                shown = '"********"'
+            elif isinstance(value, bool):
+                shown = str(value).lower()
+            elif isinstance(value, (int, float)):
+                shown = repr(value)
             else:
-                shown = str(value)
+                shown = json.dumps(str(value))
             rows.append((key, shown, self.origin(key), section.env_name(name)))
         return rows
 

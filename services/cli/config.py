@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from fraudstream.services.cli.common import settings
-from fraudstream.services.settings import SettingsError
+from fraudstream.services.settings import UNSET, SettingsError
 
 
 def config(
@@ -29,7 +27,7 @@ def config(
 
 
 def render(rows: list[tuple[str, str, str, str]], section: str | None = None) -> list[str]:
-    """TOML lines (unset values commented out), each with ``# origin · VARIABLE``; values as :meth:`effective` shows them."""
+    """TOML lines (unset values commented out), each with ``# origin · VARIABLE``, from :meth:`Settings.effective`."""
     lines: list[str] = []
     current = ""
     for key, shown, origin, variable in rows:
@@ -39,19 +37,10 @@ def render(rows: list[tuple[str, str, str, str]], section: str | None = None) ->
         if name != current:
             lines.extend(([""] if lines else []) + [f"[{name}]"])
             current = name
-        if shown == "(not set)":
-            lines.append(f"# {field} = (not set)  # {variable}")
-            continue
-        value = shown if shown in ("True", "False") or _is_number(shown) else json.dumps(shown)
-        value = value.lower() if shown in ("True", "False") else value
-        lines.append(f"{field} = {value}  # {origin} · {variable}" if not origin.startswith("env ") else
-                     f"{field} = {value}  # {origin}")
+        if shown == UNSET:
+            lines.append(f"# {field} = {UNSET}  # {variable}")
+        elif origin.startswith("env "):
+            lines.append(f"{field} = {shown}  # {origin}")
+        else:
+            lines.append(f"{field} = {shown}  # {origin} · {variable}")
     return lines
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

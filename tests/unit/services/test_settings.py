@@ -59,7 +59,8 @@ def test_the_file_comes_from_the_environment_unless_given(tmp_path: Path) -> Non
 
 
 def test_empty_variables_count_as_unset() -> None:
-    assert load_settings(environ={"FRAUDSTREAM_STORE": "", "FRAUDSTREAM_KAFKA_BOOTSTRAP": ""}) == Settings()
+    s = load_settings(environ={"FRAUDSTREAM_STORE": "", "FRAUDSTREAM_KAFKA_BOOTSTRAP": ""})
+    assert s.model_dump() == Settings().model_dump() and s.origin("store.url") == "default"
 
 
 def test_flags_outrank_variables_which_outrank_the_file_through_the_command_line(tmp_path: Path) -> None:
@@ -281,3 +282,11 @@ def test_the_core_and_the_adapters_never_read_the_environment() -> None:
                 if folder == "model" and isinstance(node, ast.ImportFrom) and "settings" in (node.module or ""):
                     readers.append(f"{path.relative_to(ROOT)}:{node.lineno} imports settings")
     assert readers == []
+
+
+def test_the_config_output_is_a_settings_file_that_loads_back_to_the_same_settings(tmp_path: Path) -> None:
+    env = {"FRAUDSTREAM_STORE": "1", "FRAUDSTREAM_KAFKA_SSL_CHECK_HOSTNAME": "0", "FRAUDSTREAM_DASHBOARD_PORT": "9000"}
+    result = runner.invoke(app, ["config"], env={**WIDE, **env})
+    assert result.exit_code == 0, result.output
+    again = load_settings(write(tmp_path / "again.toml", result.output), environ={})
+    assert again.model_dump() == load_settings(environ=env).model_dump() and again.store.url == "1"
