@@ -49,3 +49,11 @@ def test_the_memory_is_snapshotted_and_old_snapshots_restore_without_it() -> Non
     old = state.cards["card-1"].to_list()[:19]  # a snapshot written before ids were remembered
     card = CardState.from_list(old)
     assert card.ids == {} and card.seen == 5
+
+
+def test_an_id_older_than_the_window_is_forgotten_even_before_a_newer_event_pruned_it() -> None:
+    # The answer must not depend on whether the memory was pruned (or the card swept by a state TTL) in between.
+    state = FeatureState()
+    state.remember_id(make_txn(0, T0))
+    assert state.remember_id(make_txn(0, T0 + ID_WINDOW_MS + HOUR, amount=99.0)) == NEW  # not a conflict: t0 is gone
+    assert state.remember_id(make_txn(0, T0 + ID_WINDOW_MS + HOUR, amount=99.0)) == RETRY
