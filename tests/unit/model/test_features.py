@@ -132,7 +132,7 @@ def test_snapshot_and_restore_continue_identically() -> None:
     expected = [straight.step(t) for t in events]
     first = FeatureState()
     got = [first.step(t) for t in events[:25]]
-    resumed = FeatureState.restore(first.snapshot())
+    resumed = FeatureState.from_snapshot(first.snapshot())
     got += [resumed.step(t) for t in events[25:]]
     assert got == expected
 
