@@ -43,7 +43,7 @@ def test_the_memory_is_snapshotted_and_old_snapshots_restore_without_it() -> Non
     for i in range(5):
         state.step(make_txn(i, T0 + i * HOUR))
         state.remember_id(make_txn(i, T0 + i * HOUR))
-    restored = FeatureState.restore(state.snapshot())
+    restored = FeatureState.from_snapshot(state.snapshot())
     assert restored.remember_id(make_txn(3, T0 + 3 * HOUR)) == RETRY
     assert restored.remember_id(make_txn(3, T0)) == CONFLICT
     old = state.cards["card-1"].to_list()[:19]  # a snapshot written before ids were remembered
