@@ -175,3 +175,24 @@ def _run(events):
 
 def test_index_matches_names() -> None:
     assert all(FEATURE_NAMES[i] == name for name, i in INDEX.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(event, min_size=1, max_size=40))
+def test_a_merchant_stage_apart_from_the_card_stage_computes_what_step_computes(events) -> None:
+    """The runtime the split is for: card halves first, then each merchant's events in their own stage, with
+    only the transaction and its hand-over between them; the merchant stages run merchant after merchant."""
+    from fraudstream.model.features.state import CardState, MerchantState
+    from fraudstream.model.features.step import N_CARD_FEATURES, card_step, merchant_step
+
+    expected = _run(events)
+    cards: dict[str, CardState] = {}
+    handed = [(t, *card_step(cards.setdefault(t.card_id, CardState()), t)) for t in events]
+    rows: dict[int, tuple[float, ...]] = {}
+    for merchant_id in sorted({t.merchant_id for t in events}):
+        merchant = MerchantState()
+        for i, (t, card_features, handover) in enumerate(handed):
+            if t.merchant_id == merchant_id:
+                assert len(card_features) == N_CARD_FEATURES
+                rows[i] = card_features + merchant_step(merchant, t, handover)
+    assert [rows[i] for i in range(len(events))] == expected
