@@ -14,7 +14,9 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── FileFormatError          services/sources/files.py        (ValueError)
     │   ├── MappingError             services/sources/mapping.py      (ValueError)
     │   ├── AlertNotFound            services/stores/alerts/base.py   (KeyError)
-    │   └── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
+    │   ├── UnknownStateStore        services/stores/state/registry.py (ValueError)
+    │   ├── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
+    │   └── SettingsError            services/settings.py             (ValueError)
     ├── ServiceError                 exit 3  a service (Kafka, a search engine) is unreachable or refuses
     │   ├── StoreUnavailable         services/stores/alerts/base.py   (ConnectionError)
     │   ├── RequestFailed            services/stores/alerts/search_engine.py (RuntimeError)

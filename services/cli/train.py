@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 
 from fraudstream.services.cli.common import (
-    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, read_history, utc_now,
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, from_settings, read_history,
+    settings, utc_now,
 )
 
 DETECTOR_HELP = (
@@ -31,8 +32,8 @@ def train(
                                            show_default="1024 for evidence, 256 for isolation_forest"),
     seed: int = typer.Option(0, help="Random seed for the forest."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
-    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
-    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
+    not_before: str | None = typer.Option(None, metavar="DATE", help=NOT_BEFORE_HELP, show_default=from_settings("pipeline.not_before")),
+    max_ahead_hours: float | None = typer.Option(None, metavar="HOURS", help=MAX_AHEAD_HELP, show_default=from_settings("pipeline.max_ahead_hours")),
 ) -> None:
     """Train a model bundle. Labels (is_fraud), when every row has one, go to the detector: evidence weighs its features by them from 20 frauds on; they also measure the model (in-sample)."""
     from fraudstream.model.bundle import save_bundle
@@ -45,7 +46,8 @@ def train(
         chosen = make_detector(detector, n_estimators=trees, max_samples=max_samples, random_state=seed)
     except UnknownDetector as error:
         raise fail(f"--detector: {error}") from None
-    window = event_window(not_before, max_ahead_hours)
+    config = settings(pipeline__not_before=not_before, pipeline__max_ahead_hours=max_ahead_hours)
+    window = event_window(config.pipeline.not_before, config.pipeline.max_ahead_hours)
     rows = read_history(data, fmt, dead_letter_path(data, dead_letters), window=window)
     txns = [t for _, t in rows]
     with console.status(f"computing features for {len(txns):,} transactions"):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.features.step import FEATURES_VERSION
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
@@ -22,6 +22,7 @@ from fraudstream.services.runners.store_writes import FIRST_CONTACT_S, StoreWait
 from fraudstream.services.sources.base import IDLE, Source
 from fraudstream.services.stores.alerts.base import AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
+from fraudstream.services.stores.state.registry import open_state_store
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -46,15 +47,19 @@ class EmbeddedRunner:
         checkpoint_seconds: float = 30.0,
         on_progress: Callable[[RunStats], None] | None = None,
         progress_seconds: float = 0.25,
-        initial_state: FeatureState | None = None,
+        initial_state: StateStore | None = None,
         initial_position: int = 0,
         window: EventTimeWindow | None = None,
         first_contact_s: float | None = FIRST_CONTACT_S,
+        state_store: str = "memory",
+        state_ttl_ms: int | None = None,
     ) -> None:
         self.source, self.bundle, self.store, self.checkpoint = source, bundle, store, checkpoint
         # where a run without a checkpoint starts: a warm-up's state, after the rows it already covered
         self.initial_state, self.initial_position = initial_state, initial_position
         self.window = window
+        # where the feature state lives (a name in services/stores/state/registry.py) and its idle-key TTL
+        self.state_store, self.state_ttl_ms = state_store, state_ttl_ms
         self.batch_size = batch_size
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
         self.on_progress, self.progress_seconds = on_progress, progress_seconds
@@ -128,9 +133,9 @@ class EmbeddedRunner:
         self._report(force=True)
         return stats
 
-    def _resume(self) -> tuple[FeatureState, int]:
+    def _resume(self) -> tuple[StateStore, int]:
         if self.checkpoint is None or (saved := self.checkpoint.load()) is None:
-            state = self.initial_state if self.initial_state is not None else FeatureState()
+            state = self.initial_state if self.initial_state is not None else self._new_state()
             return state, self.initial_position
         if saved.source != self.source.name:
             raise CheckpointMismatch(
@@ -144,7 +149,12 @@ class EmbeddedRunner:
                 f"this fraudstream computes {FEATURES_VERSION}; start fresh (--fresh)"
             )
         self.stats.counters.update(saved.counters)
-        return FeatureState.restore(saved.state), saved.position
+        state = self._new_state()
+        state.restore(saved.state)
+        return state, saved.position
+
+    def _new_state(self) -> StateStore:
+        return open_state_store(self.state_store, ttl_ms=self.state_ttl_ms)
 
     def _flush(self, position: int) -> None:
         """Score the batch, store alerts and dead letters atomically, then advance the position."""

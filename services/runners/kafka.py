@@ -33,7 +33,7 @@ try:
 except ModuleNotFoundError as error:  # without the [kafka] extra
     raise MissingExtra("kafka", "the Kafka runner") from error
 
-from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.kafka.settings import KafkaSettings
@@ -44,6 +44,7 @@ from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.runners.store_writes import FIRST_CONTACT_S, StoreWait, write_batch
 from fraudstream.services.stores.alerts.base import Alert, AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
+from fraudstream.services.stores.state.registry import open_state_store
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -104,9 +105,13 @@ class KafkaRunner:
         progress_seconds: float = 0.25,
         window: EventTimeWindow | None = None,
         first_contact_s: float | None = FIRST_CONTACT_S,
+        state_store: str = "memory",
+        state_ttl_ms: int | None = None,
     ) -> None:
         self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
         self.window = window
+        # where each partition's feature state lives (a name in services/stores/state/registry.py) and its TTL
+        self.state_store, self.state_ttl_ms = state_store, state_ttl_ms
         self.group, self.topics = group, topics
         self.batch_size, self.poll_ms = batch_size, poll_ms
         self.snapshot_seconds, self.stop_when_idle = snapshot_seconds, stop_when_idle
@@ -265,11 +270,12 @@ class KafkaRunner:
 
         tp = TopicPartition(tp.topic, tp.partition)
         committed = self.consumer.committed(tp) or 0
-        loaded = self.snapshots.load(tp.topic, tp.partition)
+        state: StateStore = open_state_store(self.state_store, ttl_ms=self.state_ttl_ms)
+        loaded = self.snapshots.load(tp.topic, tp.partition, state)
         if loaded is not None:
-            start, state = loaded
+            start = loaded[0]
         else:
-            start, state = self.consumer.beginning_offsets([tp])[tp], FeatureState()
+            start = self.consumer.beginning_offsets([tp])[tp]
             if start > 0:
                 log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
         self.consumer.seek(tp, start)

@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import logging
 import math
-import os
 import random
 import re
 import threading
@@ -44,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
@@ -71,6 +70,9 @@ from fraudstream.services.stores.alerts.base import (
     encode_cursor,
 )
 from fraudstream.services.stores.dead_letters import DeadLetter
+
+if TYPE_CHECKING:
+    from fraudstream.services.settings import SearchEngineSection
 
 __all__ = [
     "RejectedDocuments",
@@ -184,21 +186,23 @@ class SearchEngineSettings:
                 raise ValueError("put credentials in the environment (…_USERNAME/…_PASSWORD or …_API_KEY), not in a URL")
 
     @classmethod
-    def from_url(cls, rest: str, env_prefix: str, default_url: str, environ: Mapping[str, str] | None = None) -> SearchEngineSettings:
-        """Settings from the part of a store URL after ``scheme://`` plus the environment.
+    def from_url(cls, rest: str, engine: SearchEngineSection) -> SearchEngineSettings:
+        """Settings from the part of a store URL after ``scheme://`` plus the engine's settings section.
 
         ``rest`` is ``host:port[,host:port…][?option=value&…]`` (hosts: http, or https with ``tls=1``)
-        or just ``?options``: then the hosts are ``<env_prefix>_URL`` (comma-separated full URLs), or
-        ``default_url``. Credentials: ``<env_prefix>_API_KEY``, or ``_USERNAME`` and ``_PASSWORD``;
-        ``<env_prefix>_CA_CERTS`` and ``_VERIFY_CERTS`` unless the URL sets ``ca_certs``/``verify_certs``.
+        or just ``?options``: then the hosts are the section's ``url`` (comma-separated full URLs).
+        Credentials (``api_key``, or ``username`` and ``password``) come from the section only (the
+        environment, see :mod:`fraudstream.services.settings`); ``ca_certs`` and ``verify_certs`` from the
+        URL, else the section.
 
-        >>> s = SearchEngineSettings.from_url("127.0.0.1:9200?prefix=test&tls=1", "X", "http://h:1", {})
+        >>> from fraudstream.services.settings import ElasticsearchSection
+        >>> s = SearchEngineSettings.from_url("127.0.0.1:9200?prefix=test&tls=1", ElasticsearchSection())
         >>> s.urls, s.prefix
         (('https://127.0.0.1:9200',), 'test')
-        >>> SearchEngineSettings.from_url("", "X", "http://h:1", {"X_URL": "https://a:9200,https://b:9200"}).urls
+        >>> SearchEngineSettings.from_url("", ElasticsearchSection(url="https://a:9200,https://b:9200")).urls
         ('https://a:9200', 'https://b:9200')
         """
-        env = os.environ if environ is None else environ
+        credentials = f"{engine.env_name('username')}/{engine.env_name('password')} or {engine.env_name('api_key')}"
         location, _, query = rest.partition("?")
         location = location.strip("/")
         options: dict[str, str] = {}
@@ -207,24 +211,24 @@ class SearchEngineSettings:
                 raise ValueError(f"unknown store option {key!r}; known: {', '.join(OPTIONS)}")
             options[key] = value
         if "@" in location:
-            raise ValueError(f"put credentials in {env_prefix}_USERNAME/{env_prefix}_PASSWORD or {env_prefix}_API_KEY, not in the store URL")
+            raise ValueError(f"put credentials in {credentials}, not in the store URL")
         if "/" in location:
             raise ValueError(f"the store URL names hosts only (host:port[,host:port]), not a path; index names come from ?prefix=, got {rest!r}")
         if location:
             scheme = "https" if _flag("tls", options.get("tls", "0")) else "http"
             urls = tuple(f"{scheme}://{host.strip()}" for host in location.split(",") if host.strip())
         else:
-            urls = tuple(u.strip().rstrip("/") for u in (env.get(f"{env_prefix}_URL") or default_url).split(",") if u.strip())
-        verify = options.get("verify_certs", env.get(f"{env_prefix}_VERIFY_CERTS", "1"))
+            urls = engine.urls
+        verify = _flag("verify_certs", options["verify_certs"]) if "verify_certs" in options else engine.verify_certs
         replicas = options.get("replicas")
         return cls(
             urls=urls,
             prefix=options.get("prefix", "fraudstream"),
-            api_key=env.get(f"{env_prefix}_API_KEY") or None,
-            username=env.get(f"{env_prefix}_USERNAME") or None,
-            password=env.get(f"{env_prefix}_PASSWORD") or None,
-            ca_certs=options.get("ca_certs", env.get(f"{env_prefix}_CA_CERTS")) or None,
-            verify_certs=_flag("verify_certs", verify),
+            api_key=engine.api_key.get_secret_value() if engine.api_key else None,
+            username=engine.username or None,
+            password=engine.password.get_secret_value() if engine.password else None,
+            ca_certs=options.get("ca_certs", engine.ca_certs) or None,
+            verify_certs=verify,
             retry_seconds=float(options.get("retry_seconds", 30)),
             timeout=float(options.get("timeout", 30)),
             refresh=options.get("refresh", "false"),

@@ -132,7 +132,7 @@ def test_snapshot_and_restore_continue_identically() -> None:
     expected = [straight.step(t) for t in events]
     first = FeatureState()
     got = [first.step(t) for t in events[:25]]
-    resumed = FeatureState.restore(first.snapshot())
+    resumed = FeatureState.from_snapshot(first.snapshot())
     got += [resumed.step(t) for t in events[25:]]
     assert got == expected
 
@@ -199,3 +199,24 @@ def test_index_reads_each_feature_where_the_step_writes_it() -> None:
         "merchant_count_1h": 0.0,  # m-2's first transaction
     }
     assert {name: f[INDEX[name]] for name in known} == pytest.approx(known)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(event, min_size=1, max_size=40))
+def test_a_merchant_stage_apart_from_the_card_stage_computes_what_step_computes(events) -> None:
+    """The runtime the split is for: card halves first, then each merchant's events in their own stage, with
+    only the transaction and its hand-over between them; the merchant stages run merchant after merchant."""
+    from fraudstream.model.features.state import CardState, MerchantState
+    from fraudstream.model.features.step import N_CARD_FEATURES, card_step, merchant_step
+
+    expected = _run(events)
+    cards: dict[str, CardState] = {}
+    handed = [(t, *card_step(cards.setdefault(t.card_id, CardState()), t)) for t in events]
+    rows: dict[int, tuple[float, ...]] = {}
+    for merchant_id in sorted({t.merchant_id for t in events}):
+        merchant = MerchantState()
+        for i, (t, card_features, handover) in enumerate(handed):
+            if t.merchant_id == merchant_id:
+                assert len(card_features) == N_CARD_FEATURES
+                rows[i] = card_features + merchant_step(merchant, t, handover)
+    assert [rows[i] for i in range(len(events))] == expected
