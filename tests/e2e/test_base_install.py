@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from support import BIN, ROOT
+from support import BIN, ROOT, free_port
 
 pytestmark = pytest.mark.slow  # about 30 s: a venv, a model trained with the full install, a dozen commands
 
@@ -140,7 +140,7 @@ def test_generate_and_run_a_file(base_env: dict[str, Path]) -> None:
                      id="run-opensearch"),
         pytest.param(["train", "--data", "DATA", "--model-out", "new-model"],
                      "training an Isolation Forest needs sklearn, which is not installed: pip install 'fraudstream[train]'", id="train"),
-        pytest.param(["dashboard", "--port", "0"],
+        pytest.param(["dashboard", "--port", str(free_port())],  # a valid port; nothing binds it without streamlit
                      "the dashboard needs streamlit, which is not installed: pip install 'fraudstream[dashboard]'", id="dashboard"),
     ],
 )
