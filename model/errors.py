@@ -14,6 +14,7 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── FileFormatError          services/sources/files.py        (ValueError)
     │   ├── MappingError             services/sources/mapping.py      (ValueError)
     │   ├── AlertNotFound            services/stores/alerts/base.py   (KeyError)
+    │   ├── CardKeyMissing           services/pipeline/cards.py
     │   └── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
     ├── ServiceError                 exit 3  a service (Kafka, a search engine) is unreachable or refuses
     │   ├── StoreUnavailable         services/stores/alerts/base.py   (ConnectionError)

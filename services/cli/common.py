@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from fraudstream.model.replay import in_event_order
 from fraudstream.model.schema import InvalidTransaction, Transaction, parse_timestamp
+from fraudstream.services.pipeline.card_key import card_ids
 from fraudstream.services.pipeline.core import EventTimeWindow, Intake
 from fraudstream.services.sources.files import check_file, read_transactions
 from fraudstream.services.sources.mapping import resolve_format
@@ -89,7 +90,7 @@ def read_history(
         raise fail(str(error)) from None
     rows: list[tuple[int, Transaction]] = []
     dead_letters.unlink(missing_ok=True)  # this run's bad rows only
-    intake = Intake(str(data), window=window)
+    intake = Intake(str(data), window=window, card_ids=card_ids())
     with JsonlDeadLetterSink(dead_letters) as sink, progress() as bar:
         task = bar.add_task(f"reading {data.name}", total=None, rate="")
         for i, row in enumerate(_read(data, fmt, sink, intake), start=1):

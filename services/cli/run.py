@@ -13,6 +13,7 @@ from rich.live import Live
 
 from fraudstream.services import defaults
 from fraudstream.services.cli.common import FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, STORE_HELP, console, event_window, fail, load_model
+from fraudstream.services.pipeline.card_key import card_ids
 
 if TYPE_CHECKING:
     from fraudstream.services.pipeline.core import EventTimeWindow
@@ -120,6 +121,7 @@ def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: t
     (e.g. ``demo``) goes into the runner's name on the dashboard."""
     from fraudstream.services.runners.embedded import EmbeddedRunner
 
+    options.setdefault("card_ids", card_ids())  # the configured key, read on the first card number
     runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
     try:
         return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name,
@@ -193,7 +195,7 @@ def run_kafka(bundle, store: str, *, bootstrap: str | None, topic: str, group: s
         settings, bundle, alert_store, SnapshotDir(state_dir), group=group,
         topics=KafkaTopics(topic, scored_topic, dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
-        session_timeout_s=session_timeout, window=window,
+        session_timeout_s=session_timeout, window=window, card_ids=card_ids(),
     )
     try:
         _drive(runner, f"fraudstream · kafka {settings.bootstrap} {topic} (group {group}) · model {bundle.version}",

@@ -37,6 +37,7 @@ from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.kafka.settings import KafkaSettings
+from fraudstream.services.pipeline.cards import CardIds, mask_card_numbers_bytes
 from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record, scored_message
 from fraudstream.services.runners.metrics import PipelineMetrics
 from fraudstream.services.runners.snapshots import SnapshotDir
@@ -103,8 +104,10 @@ class KafkaRunner:
         on_progress: Callable[[RunStats], None] | None = None,
         progress_seconds: float = 0.25,
         window: EventTimeWindow | None = None,
+        card_ids: CardIds | None = None,
     ) -> None:
         self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
+        self.card_ids = card_ids if card_ids is not None else CardIds(None)  # one cache for all partitions
         self.window = window
         self.group, self.topics = group, topics
         self.batch_size, self.poll_ms = batch_size, poll_ms
@@ -207,7 +210,7 @@ class KafkaRunner:
                 continue
             if type(outcome) is Transaction:
                 txns.append(outcome)
-                keys.append(rec.key)
+                keys.append(_scored_key(rec.key, outcome))
                 out.produced_ms.append(rec.timestamp)
             elif outcome is DUPLICATE:
                 duplicates += 1
@@ -221,7 +224,9 @@ class KafkaRunner:
                     ("source.partition", str(tp.partition).encode()),
                     ("source.offset", str(rec.offset).encode()),
                 ]
-                out.messages.append((self.topics.dead_letters, rec.key, rec.value or b"", list(rec.headers or []) + headers))
+                # The message as received, but with card numbers masked (key and value; the letter's reason already is).
+                out.messages.append((self.topics.dead_letters, mask_card_numbers_bytes(rec.key or b"") or rec.key,
+                                     mask_card_numbers_bytes(rec.value or b""), list(rec.headers or []) + headers))
                 out.produced_ms.append(rec.timestamp)
         if replay:
             part.scorer.features(replay)
@@ -254,7 +259,7 @@ class KafkaRunner:
             if start > 0:
                 log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
         self.consumer.seek(tp, start)
-        intake = Intake(f"kafka:{tp.topic}:{tp.partition}", state, window=self.window)
+        intake = Intake(f"kafka:{tp.topic}:{tp.partition}", state, window=self.window, card_ids=self.card_ids)
         self.partitions[tp.partition] = PartitionState(
             Scorer(self.bundle, state), intake, next_offset=start, replay_until=max(committed, start), snapshot_offset=start
         )
@@ -395,3 +400,10 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_lost(self, lost: Any) -> None:
         self.runner._revoke({tp.partition for tp in lost})
+
+
+def _scored_key(key: bytes | None, txn: Transaction) -> bytes | None:
+    """The scored message's key: the input's, unless it holds a card number (then the card's keyed id)."""
+    if key is not None and len(key) >= 13 and key[-1:].isdigit() and mask_card_numbers_bytes(key) != key:
+        return txn.card_id.encode()
+    return key
