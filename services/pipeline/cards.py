@@ -143,16 +143,18 @@ class CardIds:
         digits = card_digits(card_id)
         if digits is None:
             return None
-        mac = hmac.new(self._resolve_key(), digits.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+        mac = hmac.new(self._resolve_key(), digits.encode("ascii"), hashlib.sha256).hexdigest()[:32]  # 128 bits
         return PREFIX + mac, display_form(digits)
 
     def apply(self, txn: Transaction) -> Transaction:
         """``txn`` with a card-number ``card_id`` replaced by its keyed id and ``card_display`` set; else ``txn``."""
-        found = self.pseudonym(txn.card_id)
+        card_id = txn.card_id
+        if not card_id[:1].isdigit():  # the usual non-card id ("card-17", "c42"): no cache lookup
+            return txn
+        found = self.pseudonym(card_id)
         if found is None:
             return txn
-        card_id, shown = found
-        return msgspec.structs.replace(txn, card_id=card_id, extra={**txn.extra, CARD_DISPLAY: shown})
+        return msgspec.structs.replace(txn, card_id=found[0], extra={**txn.extra, CARD_DISPLAY: found[1]})
 
     def apply_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """A raw row (before validation) with a card-number ``card_id`` replaced the same way (the producer's)."""
