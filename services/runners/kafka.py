@@ -224,9 +224,10 @@ class KafkaRunner:
                     ("source.partition", str(tp.partition).encode()),
                     ("source.offset", str(rec.offset).encode()),
                 ]
-                # The message as received, but with card numbers masked (key and value; the letter's reason already is).
+                # The message as received, card numbers masked in key, value and headers (the letter's reason already is).
                 out.messages.append((self.topics.dead_letters, mask_card_numbers_bytes(rec.key or b"") or rec.key,
-                                     mask_card_numbers_bytes(rec.value or b""), list(rec.headers or []) + headers))
+                                     mask_card_numbers_bytes(rec.value or b""),
+                                     [(k, mask_card_numbers_bytes(v) if v else v) for k, v in rec.headers or []] + headers))
                 out.produced_ms.append(rec.timestamp)
         if replay:
             part.scorer.features(replay)
