@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import sqlite3
@@ -160,15 +161,31 @@ def test_score_sparkov_output_and_dead_letters_hold_no_card_number(tmp_path: Pat
 
 def test_run_file_source_alert_store_holds_no_card_number(tmp_path: Path) -> None:
     runner = CliRunner()
-    data, model = tmp_path / "gen.csv", tmp_path / "model"
-    for args in (["generate", "--out", data, "--cards", "200", "--days", "3", "--seed", "1"],
-                 ["train", "--data", data, "--model-out", model, "--alert-rate", "0.5"]):
+    history, stream, model = tmp_path / "history.csv", tmp_path / "stream.csv", tmp_path / "model"
+    for args in (["generate", "--out", history, "--cards", "200", "--days", "3", "--seed", "1"],
+                 ["train", "--data", history, "--model-out", model, "--alert-rate", "0.05"],
+                 ["generate", "--out", stream, "--cards", "200", "--days", "2", "--seed", "2"]):
         assert runner.invoke(app, [str(a) for a in args]).exit_code == 0, args
-    sparkov, store = sparkov_with_bad_rows(tmp_path), tmp_path / "alerts.db"
-    result = runner.invoke(app, [str(a) for a in ["run", "--source", "file", "--data", sparkov, "--format", "sparkov",
-                                                   "--model", model, "--store", store, "--no-live-view"]])
+    with open(stream, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    numbers = {card: luhn_completed(f"4{n:014d}") for n, card in enumerate(sorted({row["card_id"] for row in rows}))}
+    data = tmp_path / "cards.csv"
+    with open(data, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "card_id": numbers[row["card_id"]]} for row in rows)
+        writer.writerow({**rows[0], "transaction_id": "bad-1", "card_id": VISA16, "amount": "-3"})
+        handle.write(f"bad-2,{VISA16},unclosed\n")
+    store = tmp_path / "alerts.db"
+    result = runner.invoke(app, [str(a) for a in ["run", "--source", "file", "--data", data, "--model", model,
+                                                   "--store", store, "--no-live-view"]])
     assert result.exit_code == 0, result.output
     with sqlite3.connect(store) as db:
+        stored = db.execute("SELECT card_id, record FROM alerts").fetchall()
+        letters = [row[0] for row in db.execute("SELECT raw FROM dead_letters")]
         dump = "\n".join(db.iterdump())
-    assert "card_" in dump and "411111******1111" in dump  # alerts and dead letters were written...
-    assert full_card_numbers(dump) == []  # ...and none holds a card number in clear
+    assert stored and len(letters) == 2  # alerts and dead letters were written...
+    assert all(re.fullmatch(r"card_[0-9a-f]{32}", card) and '"card_display":"400000' in record.replace(" ", "")
+               for card, record in stored)
+    assert all("411111******1111" in raw for raw in letters)
+    assert not set(numbers.values()) & set(full_card_numbers(dump)) and VISA16 not in dump  # ...none in clear
