@@ -1,7 +1,8 @@
 """The fraudstream dashboard (Streamlit entry point): pick a page in the sidebar.
 
-Run it with ``fraudstream dashboard``; it reads only through the alert-store interface, at
-``$FRAUDSTREAM_STORE`` (default var/alerts.db, as for ``fraudstream run``), and shows the model at ``$FRAUDSTREAM_MODEL``.
+Run it with ``fraudstream dashboard``; it reads only through the alert-store interface, at the
+settings' ``store.url`` (``$FRAUDSTREAM_STORE``; default var/alerts.db, as for ``fraudstream run``), and shows
+the model at ``paths.model`` (``$FRAUDSTREAM_MODEL``).
 Links can name a page and an alert: ``?page=Alert&id=<transaction id>``.
 """
 

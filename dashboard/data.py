@@ -1,37 +1,40 @@
-"""Data access for the dashboard: the alert store and model bundle named by the environment, plus table helpers."""
+"""Data access for the dashboard: the alert store and model bundle named by the settings, plus table helpers."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from fraudstream.services import defaults
 from fraudstream.model.reasons import is_thin_history
+from fraudstream.services.settings import PathsSettings, Settings, StoreSettings, load_settings
 from fraudstream.services.stores.alerts import AlertStore, open_store
 from fraudstream.services.stores.alerts.base import Alert
 
-STORE_ENV = "FRAUDSTREAM_STORE"
-MODEL_ENV = "FRAUDSTREAM_MODEL"
-DEFAULT_STORE = defaults.STORE  # what `fraudstream run` writes to unless told
-DEFAULT_MODEL = str(defaults.MODEL_DIR)  # what `make demo` trains
+STORE_ENV = StoreSettings.env_name("url")  # FRAUDSTREAM_STORE, set by `fraudstream dashboard --store`
+MODEL_ENV = PathsSettings.env_name("model")  # FRAUDSTREAM_MODEL
+
+
+def settings() -> Settings:
+    """The same settings as every command (environment and ``$FRAUDSTREAM_CONFIG``), read on each page run."""
+    return load_settings()
 
 
 def store_url() -> str:
-    """The alert store the dashboard reads: ``$FRAUDSTREAM_STORE`` or run's default SQLite file."""
-    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+    """The alert store the dashboard reads: ``store.url``, by default the SQLite file ``fraudstream run`` writes."""
+    return settings().store.url
 
 
 def model_dir() -> str:
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    """The model bundle the dashboard describes: ``paths.model``, by default the one ``make demo`` trains."""
+    return str(settings().paths.model)
 
 
 @st.cache_resource(show_spinner=False)
 def _open(url: str) -> AlertStore:
-    return open_store(url)
+    return open_store(url, settings())
 
 
 def get_store() -> AlertStore:

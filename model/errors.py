@@ -15,13 +15,16 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── MappingError             services/sources/mapping.py      (ValueError)
     │   ├── AlertNotFound            services/stores/alerts/base.py   (KeyError)
     │   ├── CardKeyMissing           services/pipeline/cards.py
-    │   └── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
+    │   ├── UnknownStateStore        services/stores/state/registry.py (ValueError)
+    │   ├── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
+    │   └── SettingsError            services/settings.py             (ValueError)
     ├── ServiceError                 exit 3  a service (Kafka, a search engine) is unreachable or refuses
     │   ├── StoreUnavailable         services/stores/alerts/base.py   (ConnectionError)
     │   ├── RequestFailed            services/stores/alerts/search_engine.py (RuntimeError)
     │   ├── TransportFailure         services/stores/alerts/search_engine.py
     │   ├── KafkaUnavailable         services/kafka/topics.py         (ConnectionError)
-    │   └── TopicError               services/kafka/topics.py         (RuntimeError)
+    │   ├── TopicError               services/kafka/topics.py         (RuntimeError)
+    │   └── StoreNeverAnswered       services/runners/store_writes.py (RuntimeError)
     ├── DataIntegrityError           exit 4  a model bundle or checkpoint is missing, damaged or mismatched
     │   ├── BundleError              model/bundle.py
     │   ├── NotFitted                model/detectors/base.py          (ValueError, AttributeError)

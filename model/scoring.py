@@ -9,6 +9,7 @@ import numpy as np
 
 from fraudstream.model.detectors.base import ExplainsScores
 from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.policy import Decision, is_alert
 from fraudstream.model.reasons import TEMPLATES, explain, thin_history
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 class Scorer:
     """Scores transactions in arrival order with a model bundle; never reads ``is_fraud``.
 
+    The feature state is any :class:`~fraudstream.model.features.store.StateStore` (in memory by default).
+
     Batches are scored together (the fast path), but each transaction's features depend only on
     those before it, so batch size never changes an answer. The alert decision is
     :func:`~fraudstream.model.policy.is_alert`; reasons use the detector's per-feature
@@ -27,9 +30,9 @@ class Scorer:
     otherwise.
     """
 
-    def __init__(self, bundle: ModelBundle, state: FeatureState | None = None, max_reasons: int = 3) -> None:
+    def __init__(self, bundle: ModelBundle, state: StateStore | None = None, max_reasons: int = 3) -> None:
         self.bundle = bundle
-        self.state = state if state is not None else FeatureState()
+        self.state: StateStore = state if state is not None else FeatureState()
         self.max_reasons = max_reasons
         self._stats = bundle.metadata.get("training_stats", {})
         detector = bundle.detector
@@ -37,8 +40,7 @@ class Scorer:
 
     def features(self, txns: Sequence[Transaction]) -> np.ndarray:
         """Feature rows of ``txns`` in order, moving the state past them."""
-        step = self.state.step
-        return np.array([step(t) for t in txns], dtype=np.float64).reshape(len(txns), -1)
+        return np.array(self.state.features_many(txns), dtype=np.float64).reshape(len(txns), -1)
 
     def decide_batch(self, txns: Sequence[Transaction]) -> list[Decision]:
         """One decision per transaction, in order; alerts carry reasons."""
@@ -57,7 +59,7 @@ class Scorer:
 
     def decide(self, txn: Transaction) -> Decision:
         """The single-transaction path (an API request): same answer as in a batch."""
-        x = self.state.step(txn)
+        x = self.state.features(txn)
         score = self.bundle.score_one(x)
         if is_alert(score, self.bundle.threshold):
             return Decision(txn.transaction_id, score, True, self.reasons(txn, np.asarray(x)))

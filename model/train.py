@@ -17,6 +17,7 @@ from fraudstream.model.bundle import ModelBundle
 from fraudstream.model.detectors.base import Detector
 from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
 from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.features.step import FEATURE_NAMES, FEATURES_VERSION
 from fraudstream.model.policy import is_alert, threshold_for_alert_rate
 from fraudstream.model.reasons import feature_stats
@@ -27,9 +28,9 @@ if TYPE_CHECKING:
 DEFAULT_ALERT_RATE = 10.0  # alerts per 1,000 transactions
 
 
-def feature_matrix(txns: Iterable[Transaction], state: FeatureState | None = None) -> np.ndarray:
+def feature_matrix(txns: Iterable[Transaction], state: StateStore | None = None) -> np.ndarray:
     """Feature rows for ``txns`` replayed in the given (event-time) order."""
-    step = (state if state is not None else FeatureState()).step
+    step = (state if state is not None else FeatureState()).features
     rows = [step(t) for t in txns]
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
 

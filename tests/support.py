@@ -10,9 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -21,6 +21,7 @@ from fraudstream.model.schema import Transaction, validate
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).with_name("fraudstream")
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, a Thursday
@@ -59,6 +60,54 @@ def service(name: str, *args: str, timeout: float = 600) -> str:
     return lines[-1] if lines else ""
 
 
+SERVICE_DEADLINE_S = 180  # how long a condition on a real service may take on a loaded 2-core machine
+
+
+def wait_for(condition: Callable[[], T | None], what: str, timeout: float = SERVICE_DEADLINE_S) -> T:
+    """Poll ``condition`` until it returns something truthy and return that; fail naming ``what`` after
+    ``timeout`` seconds. The way tests wait for another process: on the condition, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
+        time.sleep(0.1)
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Messages in Kafka ``topic`` so far (the sum of its partitions' end offsets; 0 before it exists)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
+    finally:
+        consumer.close()
+
+
+def group_owners(bootstrap: str, group: str) -> dict[str, set[int]] | None:
+    """The partitions each client (by ``client_id``: a member id changes when a client rejoins) owns in a stable
+    consumer group; None while the group rebalances."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        info = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    if info.get("group_state") != "Stable":
+        return None
+    owners: dict[str, set[int]] = {}
+    for member in info.get("members") or []:
+        assignment = member.get("member_assignment") or {}
+        owned = owners.setdefault(member["client_id"], set())
+        owned.update(p for topic in assignment.get("assigned_partitions", []) for p in topic["partitions"])
+    return owners
+
+
 def consume_all(bootstrap: str, topic: str) -> list:
     """Every message of Kafka ``topic`` from the beginning to its current end, partition by partition."""
     from kafka import KafkaConsumer, TopicPartition
@@ -70,7 +119,7 @@ def consume_all(bootstrap: str, topic: str) -> list:
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
         messages: list = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVICE_DEADLINE_S
         while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
                 messages.extend(records)
@@ -193,3 +242,16 @@ def messy_copy(data: Path, target: Path) -> dict[str, int]:
         writer.writerows(messy)
     return counts
 
+
+
+# Python source that makes the top-level packages in the set ``blocked`` unimportable (as if not installed);
+# subprocess scripts define ``blocked`` and then run this first.
+IMPORT_BLOCKER = """
+import sys
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+"""

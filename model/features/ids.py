@@ -3,7 +3,8 @@
 A retry (the same id with the same content) is recognised and not scored again; a different
 transaction reusing an id is a conflict. The memory is part of the card's state, so it is
 checkpointed, restored and partitioned with it, and it is bounded: an id is forgotten once the
-card has an event more than :data:`ID_WINDOW_MS` newer, or once :data:`MAX_IDS_PER_CARD` newer
+card has an event more than :data:`ID_WINDOW_MS` newer (an id that old never matches, pruned or not,
+so the answers do not depend on when the memory is pruned or the card swept), or once :data:`MAX_IDS_PER_CARD` newer
 ids have pushed it out. Event time only, so the same events in the same order give the same answers.
 
 >>> from fraudstream.model.features.state import CardState
@@ -50,9 +51,11 @@ def remember_id(card: CardState, txn: Transaction) -> int:
     ids = card.ids
     seen = ids.get(txn.transaction_id)
     digest = fingerprint(txn)
-    if seen is not None:
-        return RETRY if seen[1] == digest else CONFLICT
     t = txn.timestamp_ms
+    if seen is not None:
+        if seen[0] >= t - ID_WINDOW_MS:
+            return RETRY if seen[1] == digest else CONFLICT
+        del ids[txn.transaction_id]  # older than the window: forgotten, whether or not pruned yet
     if len(ids) >= MAX_IDS_PER_CARD:
         del ids[next(iter(ids))]
     horizon = t - ID_WINDOW_MS

@@ -5,13 +5,38 @@ itself), then folds the transaction in. Event time only: the same events in the 
 the same features, whatever the wall clock. An event older than the state's newest event is
 folded in with its decayed weight and never moves the state's clock backwards, so out-of-order
 input is handled deterministically.
+
+The step is two halves with an explicit hand-over, composed by :func:`step`:
+
+- :func:`card_step` ``(card, txn) -> (card_features, handover)``: the transaction's own features
+  and the card's (the first :data:`N_CARD_FEATURES` of :data:`FEATURE_NAMES`);
+- :func:`merchant_step` ``(merchant, txn, handover) -> merchant_features``: the merchant's (the
+  last :data:`N_MERCHANT_FEATURES`).
+
+Why: training computes a merchant's features over *all* of the merchant's traffic, but a runtime
+keyed by card (Kafka partitions, API replicas, Spark's per-key state) sees only part of it. With
+the halves apart, a runtime can run :func:`card_step` where the card's state lives and
+:func:`merchant_step` in a separate stage keyed by merchant (a merchant-keyed Kafka stage, or a
+shared state store) and still compute exactly what :func:`step` computes, provided the merchant
+stage sees the merchant's events in the same order. The halves share nothing but the transaction
+and the :class:`CardHandover`, which carries the one fact about the card the merchant needs: whether
+the merchant was new to the card (not among its recent merchants), for ``merchant_new_cards_1h``.
+It is one boolean, so it travels with the transaction through a repartition topic.
+
+>>> from fraudstream.model.features.state import CardState, MerchantState
+>>> from fraudstream.model.schema import validate
+>>> txn = validate({"transaction_id": "t1", "timestamp": "2026-01-01T10:00:00Z", "card_id": "c",
+...                 "merchant_id": "m", "amount": 12.5})
+>>> card_features, handover = card_step(CardState(), txn)
+>>> handover.new_to_merchant, len(card_features) + len(merchant_step(MerchantState(), txn, handover)) == N_FEATURES
+(True, True)
 """
 
 from __future__ import annotations
 
 from hashlib import sha256
 from math import exp, log, log1p, sqrt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from fraudstream.model.features.geo import haversine_km
 from fraudstream.model.features.state import (
@@ -60,6 +85,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "merchant_amount_ratio_log",  # log(amount / merchant's 30-day mean amount)
 )
 N_FEATURES = len(FEATURE_NAMES)
+N_MERCHANT_FEATURES = 5  # the merchant's features come last: merchant_count_1h .. merchant_amount_ratio_log
+N_CARD_FEATURES = N_FEATURES - N_MERCHANT_FEATURES  # the transaction's own and the card's
 INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 # Bump FEATURES_REVISION whenever step() computes any feature differently or the card/merchant
 # state layout changes; a new feature list changes FEATURES_VERSION by itself. Runners key their
@@ -84,11 +111,28 @@ _MIN_TRAVEL_HOURS = 1 / 60  # a minute: keeps the speed finite for simultaneous 
 _HOUR_REBASE = 600.0  # rebase hour-block weights before exp() could overflow
 
 
+class CardHandover(NamedTuple):
+    """What the merchant half needs from the card half (see the module docstring)."""
+
+    new_to_merchant: bool  # the merchant was not among the card's recent merchants (also for a card's first event)
+
+
+_NEW_TO_MERCHANT = CardHandover(True)
+_KNOWN_TO_MERCHANT = CardHandover(False)  # two constants: the hot path allocates no hand-over
+
+
 def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[float, ...]:
     """Features of ``txn`` given its card's and merchant's history; updates both states in place.
 
     The tuple follows :data:`FEATURE_NAMES`. Cost and state size are O(1) per call.
     """
+    card_features, handover = card_step(card, txn)
+    return card_features + merchant_step(merchant, txn, handover)
+
+
+def card_step(card: CardState, txn: Transaction) -> tuple[tuple[float, ...], CardHandover]:
+    """The first :data:`N_CARD_FEATURES` features of ``txn`` (its own and its card's) and the hand-over for
+    :func:`merchant_step`; updates the card's state in place."""
     t = txn.timestamp_ms
     amount = txn.amount
     log_amount = log1p(amount)
@@ -173,7 +217,11 @@ def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[fl
     total = sum(blocks)
     hour_share = (blocks[block] + weight / HOUR_BLOCKS) / (total + weight)
 
-    features_card = (
+    features = (
+        log_amount, hour, weekday,
+        1.0 if channel == "online" else 0.0,
+        1.0 if channel == "atm" else 0.0,
+        distance_home,
         log1p(card.seen if card.seen < MAX_HISTORY else MAX_HISTORY),
         card.c1h, card.c1d, card.c7d, log1p(card.amount_1d),
         ratio_log, zscore, log1p(since_prev), distance_prev, speed,
@@ -197,8 +245,17 @@ def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[fl
     blocks[block] += weight
     if located and (card.last_loc_t is None or t >= card.last_loc_t):
         card.last_lat, card.last_lon, card.last_loc_t = lat, lon, t
+    return features, _NEW_TO_MERCHANT if new_merchant else _KNOWN_TO_MERCHANT
 
-    # ---- merchant
+
+def merchant_step(merchant: MerchantState, txn: Transaction, handover: CardHandover) -> tuple[float, ...]:
+    """The last :data:`N_MERCHANT_FEATURES` features of ``txn`` (its merchant's); updates the merchant's state in place.
+
+    Needs nothing of the card but ``handover``, so it can run where the merchant's state lives.
+    """
+    t = txn.timestamp_ms
+    amount = txn.amount
+    ratio_amount = amount if amount >= MIN_RATIO_AMOUNT else MIN_RATIO_AMOUNT
     m_prev = merchant.t
     if m_prev is None:
         merchant.t = t
@@ -228,14 +285,9 @@ def step(card: CardState, merchant: MerchantState, txn: Transaction) -> tuple[fl
     merchant.c1h += v1h
     merchant.c1d += v1d
     merchant.c7d += v7d
-    if new_merchant:
+    if handover.new_to_merchant:
         merchant.new_cards_1h += v1h
     merchant.n30 += v30
     merchant.amount_30 += amount * v30
 
-    return (
-        log_amount, hour, weekday,
-        1.0 if channel == "online" else 0.0,
-        1.0 if channel == "atm" else 0.0,
-        distance_home,
-    ) + features_card + features_merchant
+    return features_merchant

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.markup import escape
 
 from fraudstream.model.errors import FraudstreamError, MissingExtra, exit_codes
-from fraudstream.services.cli.common import console
+from fraudstream.services.cli.common import CONFIG_FILE, console
+from fraudstream.services.cli.config import config
 from fraudstream.services.cli.dashboard import dashboard
 from fraudstream.services.cli.demo import demo
 from fraudstream.services.cli.evaluate import evaluate
@@ -34,6 +37,21 @@ app.command()(evaluate)
 app.command()(run)
 app.command()(produce)
 app.command()(dashboard)
+app.command()(config)
+
+
+@app.callback()
+def settings_file(
+    ctx: typer.Context,
+    config_path: Path | None = typer.Option(
+        None, "--config", metavar="FILE", envvar="FRAUDSTREAM_CONFIG", show_envvar=False,
+        help="Settings file (TOML; see fraudstream config). Flags, then FRAUDSTREAM_* variables, outrank it.",
+        show_default="$FRAUDSTREAM_CONFIG",
+    ),
+) -> None:
+    """Real-time fraud detection for card transactions. Start with: fraudstream demo"""
+    token = CONFIG_FILE.set(config_path)  # read by each command when it loads its settings (cli.common.settings)
+    ctx.call_on_close(lambda: CONFIG_FILE.reset(token))
 
 
 def report(error: FraudstreamError) -> int:

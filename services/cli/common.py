@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -13,13 +15,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from fraudstream.model.replay import in_event_order
 from fraudstream.model.schema import InvalidTransaction, Transaction, parse_timestamp
-from fraudstream.services.pipeline.card_key import card_ids
+from fraudstream.services.pipeline import card_key
+from fraudstream.services.pipeline.cards import CardIds
 from fraudstream.services.pipeline.core import EventTimeWindow, Intake
+from fraudstream.services.settings import Settings, SettingsError, load_settings
 from fraudstream.services.sources.files import check_file, read_transactions
 from fraudstream.services.sources.mapping import resolve_format
 from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 
 console = Console(stderr=True)
+# The global --config FILE of the invocation running now; set by the root callback, reset when it ends.
+CONFIG_FILE: ContextVar[Path | None] = ContextVar("fraudstream_config_file", default=None)
 
 FORMAT_HELP = "Input layout: canonical, sparkov, handbook, or a column-mapping .toml file."
 STORE_HELP = (
@@ -66,8 +72,39 @@ def dead_letter_path(data: Path, explicit: Path | None) -> Path:
     return explicit if explicit is not None else data.with_name(data.name + ".dead_letters.jsonl")
 
 
+def settings(**flags: Any) -> Settings:
+    """The effective settings for this command: defaults < ``--config``/``$FRAUDSTREAM_CONFIG`` < environment
+    < ``flags`` (``section__field=value``; ``None`` = the flag was not given). Errors exit with code 2."""
+    overrides = {key.replace("__", "."): value for key, value in flags.items()}
+    try:
+        return load_settings(config_file(), overrides=overrides)
+    except SettingsError as error:
+        raise fail(str(error), error.exit_code) from None
+
+
+def card_ids() -> CardIds:
+    """Card numbers -> keyed ids with the configured key (``[card_ids] key``, ``FRAUDSTREAM_CARD_ID_KEY``; else
+    ``var/card_id.key``), read only when the first card number is seen."""
+    def secret() -> str | None:
+        key = settings().card_ids.key
+        return key.get_secret_value() if key is not None else None
+
+    return card_key.card_ids(secret)
+
+
+def config_file() -> Path | None:
+    """The global ``--config FILE`` of this invocation (kept by the root callback), or None."""
+    return CONFIG_FILE.get()
+
+
+def from_settings(key: str) -> str:
+    """What a flag that defaults to setting ``key`` shows as its default in ``--help``: the built-in value and the
+    setting's name (``fraudstream config`` shows the effective value and its variable)."""
+    return f"{Settings().get(key)}, setting {key}"
+
+
 def event_window(not_before: str, max_ahead_hours: float) -> EventTimeWindow:
-    """The event-time window from the command line (``--not-before``, ``--max-ahead-hours``)."""
+    """The event-time window from the settings (``--not-before``, ``--max-ahead-hours``, ``[pipeline]``)."""
     try:
         earliest, _ = parse_timestamp(not_before if "T" in not_before else f"{not_before}T00:00:00Z")
     except InvalidTransaction as error:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 
-from fraudstream.services import defaults
-from fraudstream.services.cli.common import STORE_HELP, console, fail
+from fraudstream.services.cli.common import STORE_HELP, config_file, console, fail, from_settings, settings
+from fraudstream.services.settings import CONFIG_ENV
 
 HEALTH_PATH = "_stcore/health"  # Streamlit's own readiness endpoint, under the base path
 
@@ -45,13 +45,16 @@ def command(address: str, port: int, base_path: str = "") -> list[str]:
             "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal", "--server.baseUrlPath", normalise_base_path(base_path)]
 
 
-def environment(store: str | None, model: Path | None) -> dict[str, str]:
-    """This process's environment with the store and model the app should read."""
+def environment(store: str | None, model: Path | None, config: Path | None = None) -> dict[str, str]:
+    """This process's environment with the store, model and settings file the app should read (the app loads
+    the same settings as the commands; variables outrank the file, so the command's choices win)."""
     env = dict(os.environ)
     if store is not None:
         env["FRAUDSTREAM_STORE"] = store
     if model is not None:
         env["FRAUDSTREAM_MODEL"] = str(model)
+    if config is not None:
+        env[CONFIG_ENV] = str(config)
     return env
 
 
@@ -89,7 +92,7 @@ def start(store: str | None, model: Path | None, address: str, port: int, base_p
     """Start the dashboard server in the background (output to ``log``, or discarded) and return it."""
     check_port_free(address, port)
     output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child owns it)
-    return subprocess.Popen(command(address, port, base_path), env=environment(store, model), stdout=output,
+    return subprocess.Popen(command(address, port, base_path), env=environment(store, model, config_file()), stdout=output,
                             stderr=subprocess.STDOUT)
 
 
@@ -104,17 +107,21 @@ def stop(server: subprocess.Popen, patience_s: float = 10.0) -> None:
 
 
 def dashboard(
-    store: str = typer.Option(None, "--store", help=STORE_HELP, show_default=f"$FRAUDSTREAM_STORE, else {defaults.STORE}"),
-    model: Path = typer.Option(None, "--model", help="Model bundle directory.", show_default=f"$FRAUDSTREAM_MODEL, else {defaults.MODEL_DIR}"),
-    port: int = typer.Option(8501, "--port", help="Port to serve on."),
-    address: str = typer.Option("127.0.0.1", "--address", help="Address to bind (0.0.0.0 exposes it to the network)."),
-    base_path: str = typer.Option("", "--base-path", help="Serve under this path prefix, e.g. /fraud behind an ingress; "
-                                  "the readiness probe is then /fraud/_stcore/health."),
+    store: str | None = typer.Option(None, "--store", help=STORE_HELP, show_default=from_settings("store.url")),
+    model: Path | None = typer.Option(None, "--model", help="Model bundle directory.", show_default=from_settings("paths.model")),
+    port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port to serve on.", show_default=from_settings("dashboard.port")),
+    address: str | None = typer.Option(None, "--address", help="Address to bind (0.0.0.0 exposes it to the network).",
+                                       show_default=from_settings("dashboard.address")),
+    base_path: str | None = typer.Option(None, "--base-path", help="Serve under this path prefix, e.g. /fraud behind an ingress; "
+                                         "the readiness probe is then /fraud/_stcore/health.", show_default="no prefix"),
 ) -> None:
     """Open the web dashboard: live alerts, high risk, trends, map, search, alert detail, review and model."""
+    config = settings(store__url=store, paths__model=model, dashboard__port=port, dashboard__address=address,
+                      dashboard__base_path=base_path)
+    address, port, base_path = config.dashboard.address, config.dashboard.port, config.dashboard.base_path
     check_port_free(address, port)
-    env = environment(store, model)
-    console.print(f"dashboard on [bold]{url(address, port, base_path)}[/] (store {env.get('FRAUDSTREAM_STORE', defaults.STORE)}); "
+    env = environment(config.store.url, config.paths.model, config_file())
+    console.print(f"dashboard on [bold]{url(address, port, base_path)}[/] (store {config.store.url}); "
                   "Ctrl-C to stop")
     try:
         code = subprocess.call(command(address, port, base_path), env=env)

@@ -10,28 +10,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fraudstream.services import defaults
 from fraudstream.services.cli.common import (
-    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, load_model, read_history,
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, from_settings, load_model,
+    read_history, settings,
 )
 
 
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Labelled transactions (is_fraud) to evaluate on."),
     fmt: str = typer.Option("canonical", "--format", help=FORMAT_HELP),
-    model: Path = typer.Option(defaults.MODEL_DIR, "--model", help="Model bundle directory (from fraudstream train or make demo)."),
+    model: Path | None = typer.Option(None, "--model", help="Model bundle directory (from fraudstream train or make demo).", show_default=from_settings("paths.model")),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
     k: int = typer.Option(100, min=1, metavar="K", help="Cards reviewed per day for card precision@k."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
-    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
-    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
+    not_before: str | None = typer.Option(None, metavar="DATE", help=NOT_BEFORE_HELP, show_default=from_settings("pipeline.not_before")),
+    max_ahead_hours: float | None = typer.Option(None, metavar="HOURS", help=MAX_AHEAD_HELP, show_default=from_settings("pipeline.max_ahead_hours")),
 ) -> None:
     """ROC-AUC, average precision, card precision@k per day and recall at the model's alert rate."""
     from fraudstream.model.evaluate import evaluate_transactions
     from fraudstream.model.scoring import Scorer
 
-    bundle = load_model(model)
-    window = event_window(not_before, max_ahead_hours)
+    config = settings(paths__model=model, pipeline__not_before=not_before, pipeline__max_ahead_hours=max_ahead_hours)
+    bundle = load_model(config.paths.model)
+    window = event_window(config.pipeline.not_before, config.pipeline.max_ahead_hours)
     rows = read_history(data, fmt, dead_letter_path(data, dead_letters), event_order=False, window=window)
     txns = [t for _, t in rows]
     unlabelled = sum(t.is_fraud is None for t in txns)

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from fraudstream.model.errors import require
-from fraudstream.services.cli.common import FORMAT_HELP, console, fail, progress
+from fraudstream.services.cli.common import FORMAT_HELP, console, fail, from_settings, progress, settings
 
 START_BROKER = "start one with scripts/services/kafka start"
 
@@ -45,10 +45,10 @@ def produce(
     rate: float = typer.Option(0.0, min=0.0, metavar="RATE", help="Messages per second; 0 = as fast as possible.", rich_help_panel=PACE),
     limit: int | None = typer.Option(None, min=1, metavar="N", help="Send at most N rows.", rich_help_panel=PACE),
     bootstrap: str | None = typer.Option(
-        None, help="Bootstrap servers HOST:PORT[,...].", show_default="$FRAUDSTREAM_KAFKA_BOOTSTRAP, else 127.0.0.1:9092",
+        None, help="Bootstrap servers HOST:PORT[,...].", show_default=from_settings("kafka.bootstrap"),
         rich_help_panel=KAFKA,
     ),
-    topic: str = typer.Option("transactions", help="Topic to send to (created if missing).", rich_help_panel=KAFKA),
+    topic: str | None = typer.Option(None, help="Topic to send to (created if missing).", show_default=from_settings("kafka.topic"), rich_help_panel=KAFKA),
     partitions: int = typer.Option(4, min=1, metavar="N", help="Partitions of the topic if it has to be created.", rich_help_panel=KAFKA),
     replication: int = typer.Option(1, min=1, metavar="N", help="Replication factor of the topic if it has to be created.", rich_help_panel=KAFKA),
     acks: str = typer.Option("all", help="Acknowledgements: all (idempotent), 1 or 0.", rich_help_panel=KAFKA),
@@ -62,11 +62,9 @@ def produce(
 
     A card number used as card_id is sent as its keyed id (with card_display), never in clear.
 
-    Connection security (TLS, SASL) comes only from FRAUDSTREAM_KAFKA_* environment variables, as for run; see the README.
+    Connection security (TLS, SASL) comes from FRAUDSTREAM_KAFKA_* variables or --config (passwords: variables only), as for run.
     """
     from fraudstream.services.kafka.producer import parse_acks
-    from fraudstream.services.kafka.settings import KafkaSettings
-
     if (data is None) == (not generate):
         raise fail("give exactly one of --data FILE or --generate")
     if not math.isfinite(rate):
@@ -76,9 +74,11 @@ def produce(
     except ValueError as error:
         raise fail(str(error)) from None
     try:
-        settings = KafkaSettings.from_env(bootstrap=bootstrap)  # security: from the environment only
+        kafka = settings(kafka__bootstrap=bootstrap, kafka__topic=topic).kafka
+        connection = kafka.connection()  # security: from the environment or the settings file, never flags
     except ValueError as error:
         raise fail(f"Kafka settings: {error}") from None
+    topic = kafka.topic
 
     total: int | None = None
     letters: Path | None = None
@@ -91,9 +91,9 @@ def produce(
     rows = _first_row_checked(rows, source)  # a file that cannot be read at all fails before Kafka is touched
     if limit is not None:
         total = min(total, limit) if total is not None else limit
-    _ensure_topic(settings, topic, partitions, replication)
+    _ensure_topic(connection, topic, partitions, replication)
     codec = None if compression is Compression.none else compression.value
-    _send(rows, settings, topic, rate, acks_value, codec, total, source, letters, limit)
+    _send(rows, connection, topic, rate, acks_value, codec, total, source, letters, limit)
 
 
 def _file_rows(data: Path, fmt: str) -> Iterator[Any]:
@@ -151,7 +151,7 @@ def _send(
     total: int | None, source: str, letters: Path | None, limit: int | None,
 ) -> None:
     from fraudstream.services.kafka.producer import CLOSE_TIMEOUT_S, ProduceStats, make_producer, produce_rows
-    from fraudstream.services.pipeline.card_key import card_ids
+    from fraudstream.services.cli.common import card_ids
     from fraudstream.services.pipeline.core import unreadable
     from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 

@@ -9,7 +9,8 @@ import numpy as np
 import typer
 
 from fraudstream.services.cli.common import (
-    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, read_history, utc_now,
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, console, dead_letter_path, event_window, fail, from_settings, read_history,
+    settings, utc_now,
 )
 
 
@@ -22,8 +23,8 @@ def train(
     max_samples: int = typer.Option(256, min=2, metavar="N", help="Rows per tree."),
     seed: int = typer.Option(0, help="Random seed for the forest."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
-    not_before: str = typer.Option("2000-01-01", metavar="DATE", help=NOT_BEFORE_HELP),
-    max_ahead_hours: float = typer.Option(24.0, metavar="HOURS", help=MAX_AHEAD_HELP),
+    not_before: str | None = typer.Option(None, metavar="DATE", help=NOT_BEFORE_HELP, show_default=from_settings("pipeline.not_before")),
+    max_ahead_hours: float | None = typer.Option(None, metavar="HOURS", help=MAX_AHEAD_HELP, show_default=from_settings("pipeline.max_ahead_hours")),
 ) -> None:
     """Train a model bundle; labels (is_fraud), when present, only measure it."""
     from fraudstream.model.bundle import save_bundle
@@ -31,7 +32,8 @@ def train(
 
     if not 0 < alert_rate <= 1000:
         raise fail(f"--alert-rate must be in (0, 1000] alerts per 1,000 transactions, got {alert_rate}")
-    window = event_window(not_before, max_ahead_hours)
+    config = settings(pipeline__not_before=not_before, pipeline__max_ahead_hours=max_ahead_hours)
+    window = event_window(config.pipeline.not_before, config.pipeline.max_ahead_hours)
     rows = read_history(data, fmt, dead_letter_path(data, dead_letters), window=window)
     txns = [t for _, t in rows]
     with console.status(f"computing features for {len(txns):,} transactions"):

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 def partition_for(key: str, partitions: int) -> int:
     """The partition of ``key`` among ``partitions``, exactly as Kafka's clients choose it.
 
-    >>> [partition_for(k, 4) for k in ("card-1", "card-2", "card-3")] == [partition_for(k, 4) for k in ("card-1", "card-2", "card-3")]
-    True
+    Kafka's Java client hashes "foobar" to -790332482, "abc" to 479470107 and "a-little-bit-longer-string" to
+    -1486304829 (its ``UtilsTest.testMurmur2``); ``(hash & 0x7FFFFFFF) % partitions`` then gives:
+
+    >>> partition_for("foobar", 4), partition_for("abc", 6), partition_for("a-little-bit-longer-string", 12)
+    (2, 3, 11)
     >>> partition_for("anything", 1)
     0
     """

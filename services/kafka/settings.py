@@ -1,15 +1,15 @@
 """How fraudstream connects to a Kafka cluster: one typed settings object, secrets from the environment.
 
 Works for the local broker of ``scripts/services/kafka``, Strimzi on Kubernetes, Amazon MSK or any
-cluster: plaintext, TLS, SASL/PLAIN and SASL/SCRAM. Every field can be set from the environment
-(``FRAUDSTREAM_KAFKA_<FIELD>``); the SASL password is read *only* from the environment so it never
-appears on a command line or in logs.
+cluster: plaintext, TLS, SASL/PLAIN and SASL/SCRAM. Built from the ``[kafka]`` section of
+:mod:`fraudstream.services.settings` (every field also ``FRAUDSTREAM_KAFKA_<FIELD>``); the SASL password
+is read *only* from the environment so it never appears on a command line, in a file or in logs.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 ENV_PREFIX = "FRAUDSTREAM_KAFKA_"
@@ -42,16 +42,13 @@ class KafkaSettings:
                 raise ValueError(f"{self.security_protocol} needs a username and {ENV_PREFIX}SASL_PASSWORD in the environment")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> KafkaSettings:
-        """Settings from ``FRAUDSTREAM_KAFKA_*`` variables, then explicit (non-None) overrides."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and raw != "":
-                values[f.name] = raw.lower() in ("1", "true", "yes") if f.type in ("bool", bool) else raw
-        values.update({k: v for k, v in overrides.items() if v is not None and k != "sasl_password"})
-        return cls(**values)
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> KafkaSettings:
+        """Settings from ``FRAUDSTREAM_KAFKA_*`` variables (and ``$FRAUDSTREAM_CONFIG``'s ``[kafka]``), then explicit
+        (non-None) overrides; the password is never an override. Read by :mod:`fraudstream.services.settings`."""
+        from fraudstream.services.settings import load_settings
+
+        flags = {f"kafka.{k}": v for k, v in overrides.items() if k != "sasl_password"}
+        return load_settings(environ=environ, overrides=flags).kafka.connection()
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's KafkaProducer / KafkaConsumer / KafkaAdminClient."""

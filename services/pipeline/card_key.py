@@ -1,6 +1,7 @@
-"""Where the card-id key comes from, in one place (the settings object will call this, or replace it).
+"""The card-id key: the configured secret, else this installation's generated key file.
 
-``FRAUDSTREAM_CARD_ID_KEY`` (at least 16 characters) is the key; every runtime that must agree on
+The secret is the settings' ``[card_ids] key`` (``FRAUDSTREAM_CARD_ID_KEY``, at least 16 characters),
+handed in by the CLI (``services/cli/common.py``'s ``card_ids``): this module reads no environment; every runtime that must agree on
 card ids (producer, runners, score/train, the API, Spark) needs the same value. Without it, the key
 is this installation's own, generated once in ``var/card_id.key`` (owner-only permissions) with a
 warning: card numbers are still never stored in clear, but ids only agree between processes that
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from fraudstream.model.errors import InputError
@@ -28,9 +29,9 @@ MIN_KEY_CHARS = 16
 log = logging.getLogger(__name__)
 
 
-def card_id_key(environ: Mapping[str, str] | None = None, key_file: Path = KEY_FILE) -> bytes:
-    """The HMAC key for card ids: ``FRAUDSTREAM_CARD_ID_KEY``, else this installation's generated key file."""
-    value = (os.environ if environ is None else environ).get(KEY_ENV, "")
+def card_id_key(secret: str | None, key_file: Path = KEY_FILE) -> bytes:
+    """The HMAC key for card ids: the configured ``secret``, else this installation's generated key file."""
+    value = secret or ""
     if value:
         if len(value) < MIN_KEY_CHARS:
             raise InputError(f"{KEY_ENV} must be at least {MIN_KEY_CHARS} characters (a random secret)")
@@ -41,9 +42,9 @@ def card_id_key(environ: Mapping[str, str] | None = None, key_file: Path = KEY_F
     return key
 
 
-def card_ids(environ: Mapping[str, str] | None = None, key_file: Path = KEY_FILE) -> CardIds:
-    """The :class:`CardIds` every edge hands to the pipeline core (the key is read on the first card number)."""
-    return CardIds(lambda: card_id_key(environ, key_file))
+def card_ids(secret: Callable[[], str | None], key_file: Path = KEY_FILE) -> CardIds:
+    """The :class:`CardIds` every edge hands to the pipeline core; ``secret`` is called on the first card number."""
+    return CardIds(lambda: card_id_key(secret(), key_file))
 
 
 def _installation_key(path: Path) -> bytes:

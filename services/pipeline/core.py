@@ -31,6 +31,7 @@ import msgspec
 
 from fraudstream.model.features.ids import CONFLICT, NEW
 from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.features.state import DAY_MS, HOUR_MS
 from fraudstream.model.schema import InvalidTransaction, Transaction, format_timestamp, to_record, validate
 from fraudstream.services.pipeline.cards import CARD_DISPLAY, CardIds
@@ -91,7 +92,7 @@ class Intake:
     def __init__(
         self,
         source: str,
-        state: FeatureState | None = None,
+        state: StateStore | None = None,
         *,
         window: EventTimeWindow | None = None,
         clock: Callable[[], float] = time.time,
@@ -102,11 +103,11 @@ class Intake:
         # pass the configured one (services.pipeline.card_key.card_ids), shared by all their intakes.
         self.card_ids = card_ids if card_ids is not None else CardIds(None)
         self._pseudonymise = self.card_ids.apply
-        self.state = state if state is not None else FeatureState()
+        self.state: StateStore = state if state is not None else FeatureState()
         self.window = window if window is not None else EventTimeWindow()
         self.clock = clock
         # The newest event already in the state (after a restore): the window's "newest event seen".
-        self.newest_ms = max((card.t for card in self.state.cards.values() if card.t is not None), default=None)
+        self.newest_ms = self.state.newest_ms
         self.duplicates = 0  # retries seen (the runners count their own, with their commits)
         self._limit_ms = -1  # events up to here pass without reading the clock; recomputed when exceeded
         self._decode = msgspec.json.Decoder().decode

@@ -27,7 +27,7 @@ class Checkpoint(msgspec.Struct):
     model_version: str  # the model that scored up to ``position`` (for the record; a retrain may resume)
     position: int  # every row up to and including this one is in the stores
     counters: dict[str, int]
-    state: dict[str, Any]  # FeatureState.snapshot()
+    state: dict[str, Any]  # StateStore.snapshot()
     format: int = CHECKPOINT_FORMAT
 
 

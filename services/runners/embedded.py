@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.features.step import FEATURES_VERSION
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
@@ -19,10 +19,11 @@ from fraudstream.services.pipeline.cards import CardIds
 from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
 from fraudstream.services.runners.stats import RunStats
-from fraudstream.services.runners.store_writes import write_batch
+from fraudstream.services.runners.store_writes import FIRST_CONTACT_S, StoreWait, write_batch
 from fraudstream.services.sources.base import IDLE, Source
 from fraudstream.services.stores.alerts.base import AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
+from fraudstream.services.stores.state.registry import open_state_store
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -47,9 +48,12 @@ class EmbeddedRunner:
         checkpoint_seconds: float = 30.0,
         on_progress: Callable[[RunStats], None] | None = None,
         progress_seconds: float = 0.25,
-        initial_state: FeatureState | None = None,
+        initial_state: StateStore | None = None,
         initial_position: int = 0,
         window: EventTimeWindow | None = None,
+        first_contact_s: float | None = FIRST_CONTACT_S,
+        state_store: str = "memory",
+        state_ttl_ms: int | None = None,
         card_ids: CardIds | None = None,
     ) -> None:
         self.source, self.bundle, self.store, self.checkpoint = source, bundle, store, checkpoint
@@ -57,18 +61,26 @@ class EmbeddedRunner:
         # where a run without a checkpoint starts: a warm-up's state, after the rows it already covered
         self.initial_state, self.initial_position = initial_state, initial_position
         self.window = window
+        # where the feature state lives (a name in services/stores/state/registry.py) and its idle-key TTL
+        self.state_store, self.state_ttl_ms = state_store, state_ttl_ms
         self.batch_size = batch_size
         self.checkpoint_rows, self.checkpoint_seconds = checkpoint_rows, checkpoint_seconds
         self.on_progress, self.progress_seconds = on_progress, progress_seconds
         self.stats = RunStats()
         self._stopping = False
+        self.first_contact_s = first_contact_s
 
     def stop(self) -> None:
-        """Ask the run to finish its batch, checkpoint and return (safe from a signal handler)."""
+        """Ask the run to finish its batch, checkpoint and return (safe from a signal handler). While the store
+        is down it returns at once instead: the batch was not stored, and the checkpoint stays where it was."""
         self._stopping = True
 
     def run(self) -> RunStats:
-        """Process the source to its end (or until :meth:`stop`), then checkpoint; returns the stats."""
+        """Process the source to its end (or until :meth:`stop`), then checkpoint; returns the stats.
+
+        Raises :class:`~.store_writes.StoreNeverAnswered` (checkpoint untouched) if the store never answers
+        within ``first_contact_s``."""
+        self._wait = StoreWait(self.store, lambda: self._stopping, self.first_contact_s)
         try:
             return self._run()
         except _StoppedWhileStoreDown:
@@ -91,6 +103,7 @@ class EmbeddedRunner:
         clock = time.perf_counter
         batch_size = self.batch_size
         pending, pending_position = 0, position  # rows read but not yet flushed, and the last one's position
+        ended = False
         for item in self.source.rows(after=position):
             if item is IDLE:
                 if pending:
@@ -115,16 +128,17 @@ class EmbeddedRunner:
                 if self._stopping:
                     break
         else:
-            stats.finished = True
+            ended = True  # finished only once the last rows are stored, not when a stop cut their write short
         if pending:
             self._flush(pending_position)
+        stats.finished = ended
         self._save_checkpoint()
         self._report(force=True)
         return stats
 
-    def _resume(self) -> tuple[FeatureState, int]:
+    def _resume(self) -> tuple[StateStore, int]:
         if self.checkpoint is None or (saved := self.checkpoint.load()) is None:
-            state = self.initial_state if self.initial_state is not None else FeatureState()
+            state = self.initial_state if self.initial_state is not None else self._new_state()
             return state, self.initial_position
         if saved.source != self.source.name:
             raise CheckpointMismatch(
@@ -138,7 +152,12 @@ class EmbeddedRunner:
                 f"this fraudstream computes {FEATURES_VERSION}; start fresh (--fresh)"
             )
         self.stats.counters.update(saved.counters)
-        return FeatureState.restore(saved.state), saved.position
+        state = self._new_state()
+        state.restore(saved.state)
+        return state, saved.position
+
+    def _new_state(self) -> StateStore:
+        return open_state_store(self.state_store, ttl_ms=self.state_ttl_ms)
 
     def _flush(self, position: int) -> None:
         """Score the batch, store alerts and dead letters atomically, then advance the position."""
@@ -146,7 +165,7 @@ class EmbeddedRunner:
         decisions = self._scorer.decide_batch(txns)
         bundle = self.bundle
         alerts = [alert_record(txn, d, bundle) for txn, d in zip(txns, decisions) if d.alert]
-        if not write_batch(self.store, alerts, letters, stopping=lambda: self._stopping):
+        if not write_batch(self.store, alerts, letters, wait=self._wait):
             raise _StoppedWhileStoreDown
         now = time.perf_counter()
         stats.latencies_s.extend([now - a for a in self._arrivals])

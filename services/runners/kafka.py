@@ -33,7 +33,7 @@ try:
 except ModuleNotFoundError as error:  # without the [kafka] extra
     raise MissingExtra("kafka", "the Kafka runner") from error
 
-from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.kafka.settings import KafkaSettings
@@ -42,9 +42,10 @@ from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intak
 from fraudstream.services.runners.metrics import PipelineMetrics
 from fraudstream.services.runners.snapshots import SnapshotDir
 from fraudstream.services.runners.stats import RunStats
-from fraudstream.services.runners.store_writes import write_batch
+from fraudstream.services.runners.store_writes import FIRST_CONTACT_S, StoreWait, write_batch
 from fraudstream.services.stores.alerts.base import Alert, AlertStore
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
+from fraudstream.services.stores.state.registry import open_state_store
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -104,11 +105,16 @@ class KafkaRunner:
         on_progress: Callable[[RunStats], None] | None = None,
         progress_seconds: float = 0.25,
         window: EventTimeWindow | None = None,
+        first_contact_s: float | None = FIRST_CONTACT_S,
+        state_store: str = "memory",
+        state_ttl_ms: int | None = None,
         card_ids: CardIds | None = None,
     ) -> None:
         self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
         self.card_ids = card_ids if card_ids is not None else CardIds(None)  # one cache for all partitions
         self.window = window
+        # where each partition's feature state lives (a name in services/stores/state/registry.py) and its TTL
+        self.state_store, self.state_ttl_ms = state_store, state_ttl_ms
         self.group, self.topics = group, topics
         self.batch_size, self.poll_ms = batch_size, poll_ms
         self.snapshot_seconds, self.stop_when_idle = snapshot_seconds, stop_when_idle
@@ -122,16 +128,20 @@ class KafkaRunner:
         self._revoked: set[int] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self.first_contact_s = first_contact_s
         self._snapshot_at = time.monotonic()
         self._encode = msgspec.json.Encoder().encode
 
     def stop(self) -> None:
-        """Finish the current batch, commit, snapshot and leave the group (safe from a signal handler)."""
+        """Finish the current batch, commit, snapshot and leave the group (safe from a signal handler). While
+        the store is down the batch is dropped at once instead: nothing of it is committed or snapshotted."""
         self._stopping = True
 
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> RunStats:
+        """Consume until stopped (or idle); raises :class:`~.store_writes.StoreNeverAnswered` if the store
+        never answers within ``first_contact_s`` (nothing of the batch committed or snapshotted)."""
         from fraudstream.services.kafka.producer import make_producer
         from fraudstream.services.kafka.topics import TopicSpec, ensure_topics
 
@@ -139,6 +149,7 @@ class KafkaRunner:
             self.settings,
             [TopicSpec(name, replication=self.replication) for name in (self.topics.scored, self.topics.dead_letters)],
         )
+        self._wait = StoreWait(self.store, lambda: self._stopping, self.first_contact_s)
         self.consumer = self._join()
         self.producer = make_producer(self.settings, acks="all")  # idempotent, large batches
         last_data = time.monotonic()
@@ -175,23 +186,30 @@ class KafkaRunner:
     def _process(self, batch: dict[Any, list[Any]]) -> None:
         out = _Outputs()
         processed: dict[Any, int] = {}
-        for tp, records in batch.items():
-            part = self.partitions.get(tp.partition)
-            if part is None or records[0].offset != part.next_offset:
-                self._init_partition(tp)  # seeks; these records come again in a later poll
-                continue
-            self._process_partition(tp, part, records, out)
-            processed[tp] = part.next_offset
-        if not processed:
+        try:
+            for tp, records in batch.items():
+                part = self.partitions.get(tp.partition)
+                if part is None or records[0].offset != part.next_offset:
+                    self._init_partition(tp)  # seeks; these records come again in a later poll
+                    continue
+                processed[tp] = -1  # its state moves from here on: forgotten below unless committed
+                self._process_partition(tp, part, records, out)
+                processed[tp] = part.next_offset
+            if not processed:
+                return
+            stored = write_batch(self.store, out.alerts, out.letters, wait=self._wait)
+            if stored:
+                futures = [self.producer.send(topic, key=key, value=value, headers=headers)
+                           for topic, key, value, headers in out.messages]
+                self.producer.flush()
+                for future in futures:
+                    future.get(timeout=0)  # raises if the broker did not take it: nothing is committed then
+        except BaseException:
+            self._forget(processed)  # a failure or an interrupt mid-batch: no snapshot may hold uncommitted state
+            raise
+        if not stored:
+            self._forget(processed)
             return
-        if not write_batch(self.store, out.alerts, out.letters, stopping=lambda: self._stopping):
-            for tp in processed:  # not stored, not committed: forget the state, the next owner redoes it
-                self.partitions.pop(tp.partition, None)
-            return
-        futures = [self.producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in out.messages]
-        self.producer.flush()
-        for future in futures:
-            future.get(timeout=0)  # raises if the broker did not take it: nothing is committed then
         self._commit(processed)
         self._record(out, processed)
         self._maybe_snapshot()
@@ -246,17 +264,24 @@ class KafkaRunner:
 
     # ------------------------------------------------------------------ partitions
 
+    def _forget(self, processed: dict[Any, int]) -> None:
+        """Drop the state of partitions whose batch was not stored and committed: the next owner (or this
+        runner, after a seek) rebuilds it from the last snapshot and the committed offset."""
+        for tp in processed:
+            self.partitions.pop(tp.partition, None)
+
     def _init_partition(self, tp: Any) -> None:
         """Resume a partition from its snapshot (or the beginning) and mark what is replay."""
         from kafka.structs import TopicPartition
 
         tp = TopicPartition(tp.topic, tp.partition)
         committed = self.consumer.committed(tp) or 0
-        loaded = self.snapshots.load(tp.topic, tp.partition)
+        state: StateStore = open_state_store(self.state_store, ttl_ms=self.state_ttl_ms)
+        loaded = self.snapshots.load(tp.topic, tp.partition, state)
         if loaded is not None:
-            start, state = loaded
+            start = loaded[0]
         else:
-            start, state = self.consumer.beginning_offsets([tp])[tp], FeatureState()
+            start = self.consumer.beginning_offsets([tp])[tp]
             if start > 0:
                 log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
         self.consumer.seek(tp, start)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.features.step import FEATURES_VERSION
+
+if TYPE_CHECKING:
+    from fraudstream.model.features.store import StateStore
 
 SNAPSHOT_FORMAT = 2  # 2: keyed on features_version (1: on the feature names only)
 
@@ -37,8 +40,9 @@ class SnapshotDir:
     def path(self, topic: str, partition: int) -> Path:
         return self.directory / f"{topic}-{partition}.snapshot"
 
-    def load(self, topic: str, partition: int) -> tuple[int, FeatureState] | None:
-        """``(offset, state)``, or None when there is no usable snapshot (missing, unreadable, other features)."""
+    def load(self, topic: str, partition: int, into: StateStore | None = None) -> tuple[int, StateStore] | None:
+        """``(offset, state)`` with the snapshot restored into ``into`` (a new in-memory store if not given), or
+        None when there is no usable snapshot (missing, unreadable, other features)."""
         path = self.path(topic, partition)
         try:
             snap = msgspec.msgpack.decode(path.read_bytes(), type=PartitionSnapshot)
@@ -46,9 +50,11 @@ class SnapshotDir:
             return None
         if snap.format != SNAPSHOT_FORMAT or snap.features_version != FEATURES_VERSION:
             return None
-        return snap.offset, FeatureState.restore(snap.state)
+        state = into if into is not None else FeatureState()
+        state.restore(snap.state)
+        return snap.offset, state
 
-    def save(self, topic: str, partition: int, offset: int, state: FeatureState) -> None:
+    def save(self, topic: str, partition: int, offset: int, state: StateStore) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         payload = msgspec.msgpack.encode(
             PartitionSnapshot(topic, partition, offset, FEATURES_VERSION, state.snapshot())

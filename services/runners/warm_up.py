@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fraudstream.model.features.keyed import FeatureState
+from fraudstream.model.features.store import StateStore
 
 if TYPE_CHECKING:
     from fraudstream.model.schema import Transaction
@@ -17,12 +18,12 @@ if TYPE_CHECKING:
 class WarmState:
     """The state after the history, how many transactions went in, and the newest row position read."""
 
-    state: FeatureState
+    state: StateStore
     transactions: int
     last_position: int
 
 
-def warm_up(rows: Iterable[tuple[int, Transaction]], state: FeatureState | None = None) -> WarmState:
+def warm_up(rows: Iterable[tuple[int, Transaction]], state: StateStore | None = None) -> WarmState:
     """Step the features over ``(position, txn)`` rows (give them in event order), discarding the feature values.
 
     >>> from fraudstream.model.schema import validate
@@ -34,7 +35,7 @@ def warm_up(rows: Iterable[tuple[int, Transaction]], state: FeatureState | None 
     """
     state = state if state is not None else FeatureState()
     count = last = 0
-    step = state.step
+    step = state.features
     for position, txn in rows:
         step(txn)
         count += 1

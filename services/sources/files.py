@@ -38,7 +38,6 @@ import msgspec
 
 from fraudstream.model.errors import InputError
 from fraudstream.model.schema import CANONICAL_FIELDS, REQUIRED_FIELDS, InvalidTransaction, Transaction
-from fraudstream.services.pipeline.card_key import card_ids
 from fraudstream.services.pipeline.core import Intake
 from fraudstream.services.sources.mapping import ColumnMapping, MappingError, resolve_format
 from fraudstream.services.stores.dead_letters import DeadLetter, DeadLetterSink
@@ -89,7 +88,8 @@ def read_transactions(
 
     ``fmt`` is ``canonical``, a preset name or a ``.toml`` column mapping (see
     :func:`~fraudstream.services.sources.mapping.resolve_format`). Rows go through the pipeline
-    core's ``intake`` (default: a fresh one for this file, with the configured card-id key): each bad row, impossible event time or
+    core's ``intake`` (default: a fresh one for this file, with no card-id key, so a card number raises
+    :class:`~fraudstream.services.pipeline.cards.CardKeyMissing`; the commands pass theirs): each bad row, impossible event time or
     reused id becomes a :class:`DeadLetter` in ``dead_letters`` (dropped if None), retries of a
     transaction are skipped (``intake`` counts them), and reading goes on.
     Raises :class:`MappingError` when a CSV header lacks a column for a required field.
@@ -97,7 +97,7 @@ def read_transactions(
     path = Path(path)
     mapping = resolve_format(fmt)
     kind, compressed = _kind(path)
-    admit = (intake if intake is not None else Intake(str(path), card_ids=card_ids())).admit
+    admit = (intake if intake is not None else Intake(str(path))).admit
     write = dead_letters.write if dead_letters is not None else None
 
     if kind == "csv":

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import HOUR, ROOT, T0, service
+from support import HOUR, ROOT, SERVICE_DEADLINE_S, T0, service, wait_for
 
 # The interface's errors, the ones the runners catch (store_writes.write_batch)
 from fraudstream.services.stores.alerts.base import Alert, AlertQuery, RejectedDocuments, StoreUnavailable
@@ -132,7 +132,7 @@ def test_an_unreachable_engine_raises_store_unavailable_within_the_retry_budget(
             with pytest.raises(StoreUnavailable) as caught:
                 attempt()
             elapsed = time.monotonic() - started
-            assert 1.5 <= elapsed <= 4.0, elapsed  # it did retry, and it gave up on time
+            assert 1.5 <= elapsed <= 2.0 + 8.0, elapsed  # it did retry, and gave up near its budget (slack: a loaded machine)
             assert isinstance(caught.value, ConnectionError) and "127.0.0.1" in str(caught.value)
     finally:
         store.close()
@@ -194,24 +194,34 @@ def test_writes_resume_after_the_node_restarts(engine: str) -> None:
     address = run("start").split("://", 1)[-1]
     try:
         prefix = f"fsit-{uuid.uuid4().hex[:12]}"
-        store = open_search_store(engine, address, prefix=prefix, retry_seconds=2, timeout=2)
-        patient = open_search_store(engine, address, prefix=prefix, retry_seconds=240, timeout=5)
-        store.write([alert(i) for i in range(100)])
-        store.set_label("t000003", "fraud", "ana", T0)
+        # A freshly started node on a loaded machine may take long to answer: only the store that must fail
+        # fast while the node is down gets a short budget, and it is never asked to succeed within it.
+        patient = open_search_store(engine, address, prefix=prefix, retry_seconds=SERVICE_DEADLINE_S, timeout=30)
+        impatient = open_search_store(engine, address, prefix=prefix, retry_seconds=2, timeout=2)
+        patient.write([alert(i) for i in range(100)])
+        patient.set_label("t000003", "fraud", "ana", T0)
         run("stop")
         with pytest.raises(StoreUnavailable):
-            store.write([alert(i) for i in range(100, 200)])
-        restarter = threading.Timer(1.0, run, args=("start",))
-        restarter.start()
+            impatient.write([alert(i) for i in range(100, 200)])
+        restarter = threading.Thread(target=run, args=("start",))
+        restarter.start()  # a node takes seconds to start: the write below begins while it is down
         started = time.monotonic()
         patient.write([alert(i) for i in range(100, 200)])  # waits out the restart, then goes in
         restarter.join()
         assert time.monotonic() - started > 1.0
-        store.write([alert(i) for i in range(200, 300)])  # and the impatient store works again too
-        store.refresh()
-        assert store.count_alerts() == 300 and store.get("t000003").label == "fraud"
-        store.drop()
-        store.close()
+
+        def impatient_writes() -> bool:
+            try:
+                impatient.write([alert(i) for i in range(200, 300)])
+            except StoreUnavailable:
+                return False  # still too slow for a 2 s budget: try again until the deadline
+            return True
+
+        wait_for(impatient_writes, "the impatient store to write again after the restart")  # it recovers too
+        patient.refresh()
+        assert patient.count_alerts() == 300 and patient.get("t000003").label == "fraud"
+        patient.drop()
         patient.close()
+        impatient.close()
     finally:
         run("reset")

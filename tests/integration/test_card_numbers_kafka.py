@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from support import BIN, consume_all
 
+from fraudstream.services.cli.common import card_ids
 from fraudstream.services.kafka.producer import produce_raw
 from fraudstream.services.kafka.settings import KafkaSettings
-from fraudstream.services.pipeline.card_key import card_ids
 from fraudstream.services.pipeline.cards import luhn_valid
 
 pytestmark = pytest.mark.integration

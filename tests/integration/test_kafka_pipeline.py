@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -18,7 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from support import BIN, consume_all, messy_copy
+
+from support import BIN, SERVICE_DEADLINE_S, consume_all, group_owners, messy_copy, topic_size, wait_for
 
 from fraudstream.services.kafka.producer import produce_raw
 from fraudstream.services.kafka.settings import KafkaSettings
@@ -152,10 +154,9 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, workload, tm
     rng = random.Random(7)
     for kill in range(3):
         proc = subprocess.Popen([str(BIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        before, deadline = _count(store), time.monotonic() + 60
-        while _count(store) <= before and time.monotonic() < deadline:  # it has joined and is writing
-            time.sleep(0.1)
-        time.sleep(rng.uniform(0.0, 1.0))
+        before = _count(store)
+        wait_for(lambda: _count(store) > before, f"runner {kill + 1} to store alerts")  # it has joined and is writing
+        time.sleep(rng.uniform(0.0, 1.0))  # not a synchronisation: it picks a random moment of the run to kill
         assert proc.poll() is None, f"runner exited before kill {kill + 1}: {proc.stderr.read().decode()}"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -171,20 +172,45 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, workload, tm
 
 def test_a_second_runner_takes_over_when_one_is_killed(kafka, workload, tmp_path, unique) -> None:
     data, model, _ = workload
-    topic, partitions = f"tx-{unique}", 4
-    produce(kafka, topic, data, partitions)
+    topic, partitions, group = f"tx-{unique}", 4, f"g-{unique}"
+    # Produce live (about 15 s), so that there is work left for both runners while they share the topic.
+    producing = threading.Thread(target=produce, args=(kafka, topic, data, partitions, 1, "1200"))
+    producing.start()
+    wait_for(lambda: topic_size(kafka, topic), "the first messages on the topic")
     store, state = tmp_path / "alerts.db", tmp_path / "state"
+    # Each runner under a client id of its own: the group's description then says who owns what.
+    first_env, second_env = ({**os.environ, "FRAUDSTREAM_KAFKA_CLIENT_ID": f"{name}-{unique}"} for name in ("first", "second"))
     first_errors = open(tmp_path / "first.err", "wb")  # noqa: SIM115 (closed once the runner is dead)
-    first = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, state, model, idle=20)],
-                             stdout=subprocess.DEVNULL, stderr=first_errors)
-    second = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, state, model, idle=20)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(4.0)
-    assert first.poll() is None, f"the first runner ended before it could be killed: {(tmp_path / 'first.err').read_text()}"
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    first_errors.close()
-    assert second.wait(timeout=300) == 0, second.stderr.read().decode()
+    first = subprocess.Popen([str(BIN), *runner_args(kafka, topic, group, store, state, model, idle=20)],
+                             stdout=subprocess.DEVNULL, stderr=first_errors, env=first_env)
+    second = None
+    try:
+        # The first runner owns every partition and has stored results...
+        wait_for(lambda: group_owners(kafka, group) == {f"first-{unique}": set(range(partitions))},
+                 "the first runner to own every partition")
+        wait_for(lambda: _count(store), "the first runner's first alerts")
+        second = subprocess.Popen([str(BIN), *runner_args(kafka, topic, group, store, state, model, idle=20)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=second_env)
+
+        # ...then shares them with the second: it still owns some when it is killed.
+        def shared_by_two() -> dict[str, set[int]] | None:
+            owners = group_owners(kafka, group)
+            return owners if owners is not None and len(owners) == 2 and all(owners.values()) else None
+
+        shared = wait_for(shared_by_two, "the two runners to share the partitions")
+        assert shared.keys() == {f"first-{unique}", f"second-{unique}"}, shared
+        assert first.poll() is None, f"the first runner ended before it could be killed: {(tmp_path / 'first.err').read_text()}"
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        first_errors.close()
+        producing.join()
+        assert second.wait(timeout=300) == 0, second.stderr.read().decode()
+    finally:
+        for runner in (first, second):
+            if runner is not None and runner.poll() is None:
+                runner.kill()
+                runner.wait()
+        producing.join()
     assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
 
 
@@ -194,14 +220,15 @@ def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_
     data, model, ids = workload
     topic, partitions = f"tx-{unique}", 3
     store = tmp_path / "alerts.db"
-    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "4000"))
+    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "1200"))
     producing.start()
-    time.sleep(2.0)
+    wait_for(lambda: topic_size(kafka_cluster, topic), "the first messages on the topic")
     runner = subprocess.Popen(
         [str(BIN), *runner_args(kafka_cluster, topic, f"g-{unique}", store, tmp_path / "state", model, idle=8), "--replication", "3"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    time.sleep(2.0)
+    wait_for(lambda: _count(store), "the runner's first alerts")  # it has joined and is writing
+    assert producing.is_alive(), "all produced before the broker went down: the test would prove nothing"
     service("kafka", "stop", "--node", "2")
     try:
         producing.join(timeout=300)
@@ -227,20 +254,18 @@ def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path,
     args = [a for a in runner_args(kafka, topic, f"g-{unique}", store, state, model) if a not in ("--stop-when-idle", "4.0")]
     runner = subprocess.Popen([str(BIN), *args, "--metrics-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline, metrics = time.monotonic() + 60, ""
-        while time.monotonic() < deadline:
+        def scored_metrics() -> str | None:
             try:
-                metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
             except OSError:
-                metrics = ""
-            if "fraudstream_scored_total" in metrics and "fraudstream_scored_total 0.0" not in metrics:
-                break
-            time.sleep(0.2)
-        assert "fraudstream_scored_total" in metrics and "fraudstream_scored_total 0.0" not in metrics
+                return None
+            return metrics if "fraudstream_scored_total" in metrics and "fraudstream_scored_total 0.0" not in metrics else None
+
+        metrics = wait_for(scored_metrics, "metrics that count scored messages")
         assert 'fraudstream_lag{partition="' in metrics
         assert "fraudstream_event_to_decision_seconds_bucket" in metrics
         runner.send_signal(signal.SIGTERM)
-        assert runner.wait(timeout=30) == 0
+        assert runner.wait(timeout=SERVICE_DEADLINE_S) == 0
         assert "stopped after" in " ".join(runner.stderr.read().split())
     finally:
         if runner.poll() is None:
@@ -263,3 +288,51 @@ def test_a_restart_with_nothing_left_to_read_stops_when_idle(kafka, workload, tm
     cli(*runner_args(kafka, topic, f"g-{unique}", store, state, model), timeout=120)
     assert time.monotonic() - started < 60
     assert alerts_in(store) == first and first
+
+
+def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int | None]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "first contact"])
+def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offsets(kafka, workload, tmp_path, unique, how) -> None:
+    """A mistyped --store: a signal stops the runner at once, or the first-contact wait ends it with one error
+    line; either way nothing is committed and no snapshot is written (nothing was stored)."""
+    from support import free_port
+
+    data, model, _ = workload
+    topic, partitions, group = f"tx-{unique}", 2, f"g-{unique}"
+    produce(kafka, topic, data, partitions)
+    args = [a if a != str(tmp_path / "alerts.db") else f"elasticsearch://127.0.0.1:{free_port()}"
+            for a in runner_args(kafka, topic, group, tmp_path / "alerts.db", tmp_path / "state", model, idle=60)]
+    if how == "first contact":
+        args += ["--store-first-contact", "5"]
+    log = tmp_path / "runner.log"
+    with log.open("wb") as out:
+        runner = subprocess.Popen([str(BIN), *args], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"retrying in" in log.read_bytes() or runner.poll() is not None, "the runner to retry the store")
+        assert runner.poll() is None, log.read_text(errors="replace")
+        if how == "first contact":
+            code = runner.wait(timeout=SERVICE_DEADLINE_S)
+            errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
+            assert code != 0 and len(errors) == 1 and "has not answered in the 5 s since the run started" in errors[0]
+        else:
+            signalled = time.monotonic()
+            runner.send_signal(getattr(signal, how))
+            code = runner.wait(timeout=SERVICE_DEADLINE_S)
+            took = time.monotonic() - signalled
+            assert code == 0 and took < 5.0, f"{how}: exit {code} after {took:.1f} s\n{log.read_text(errors='replace')}"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert "Traceback" not in log.read_text(errors="replace")
+    assert _committed(kafka, topic, group, partitions) == dict.fromkeys(range(partitions))
+    assert [f for f in (tmp_path / "state").rglob("*") if f.is_file()] == []  # no snapshot of unstored state

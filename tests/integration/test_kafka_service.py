@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import SERVICE_DEADLINE_S
 
 kafka = pytest.importorskip("kafka")
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
@@ -48,7 +49,7 @@ def last_line(text: str) -> str:
 
 
 def running(*args: str) -> bool:
-    return kafka_script("status", *args, check=False, timeout=60).returncode == 0
+    return kafka_script("status", *args, check=False, timeout=SERVICE_DEADLINE_S).returncode == 0
 
 
 def new_topic_name(prefix: str) -> str:
@@ -62,7 +63,7 @@ def create_topic(bootstrap: str, name: str, partitions: int, replication: int, *
             [NewTopic(name, partitions, replication, topic_configs=dict(configs))],
             timeout_ms=30_000,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SERVICE_DEADLINE_S
         while True:  # wait until every partition has a leader
             desc = admin.describe_topics([name])[0]
             parts = desc.get("partitions") or []
@@ -85,14 +86,14 @@ def produce(bootstrap: str, topic: str, values: list[str]) -> None:
     )
     try:
         futures = [producer.send(topic, key=v.encode(), value=v.encode()) for v in values]
-        producer.flush(timeout=60)
+        producer.flush(timeout=SERVICE_DEADLINE_S)
         for f in futures:
-            f.get(timeout=60)  # raises if the broker did not acknowledge with acks=all
+            f.get(timeout=SERVICE_DEADLINE_S)  # raises if the broker did not acknowledge with acks=all
     finally:
         producer.close(timeout=10)
 
 
-def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -> list[str]:
+def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = SERVICE_DEADLINE_S) -> list[str]:
     """Read every partition of ``topic`` from the beginning, without a consumer group."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -120,7 +121,7 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60) -
         consumer.close()
 
 
-def consume_group(bootstrap: str, topic: str, group: str, expected: int, timeout_s: float = 60) -> list[str]:
+def consume_group(bootstrap: str, topic: str, group: str, expected: int, timeout_s: float = SERVICE_DEADLINE_S) -> list[str]:
     """Consume ``expected`` records with a consumer group and commit them."""
     consumer = KafkaConsumer(
         topic,
@@ -193,7 +194,7 @@ def test_install_is_a_noop_when_cached() -> None:
     proc = kafka_script("install", timeout=600)
     assert "already" in proc.stderr or "installed" in proc.stderr
     t1 = time.monotonic()
-    kafka_script("install", timeout=60)
+    kafka_script("install", timeout=SERVICE_DEADLINE_S)
     assert time.monotonic() - t1 < 5, "a cached install should not call Maven"
     print(f"install: {t1 - t0:.2f}s, cached install: {time.monotonic() - t1:.2f}s")
 
@@ -256,7 +257,7 @@ def test_cluster_survives_a_broker_failure(cluster: str) -> None:
     # Node 2 catches up and rejoins the in-sync replicas of every partition.
     admin = KafkaAdminClient(bootstrap_servers=cluster, client_id="test-kafka-service")
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVICE_DEADLINE_S
         while True:
             parts = admin.describe_topics([topic])[0]["partitions"]
             if all(sorted(p["isr_nodes"]) == [1, 2, 3] for p in parts):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 from opensearchpy import OpenSearch
-from support import service
+from support import SERVICE_DEADLINE_S, service
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +75,9 @@ def api(client: Elasticsearch | OpenSearch, method: str, body: Any = None, **par
 def test_start_is_idempotent_and_status_answers(node: tuple[str, str]) -> None:
     name, url = node
     assert url.startswith("http://127.0.0.1:")
-    assert service(name, "start", timeout=60) == url  # already running: a no-op, same URL
-    assert service(name, "status", timeout=60) == url  # exit 0: running, health yellow or green
-    assert service(name, "bootstrap", timeout=60) == url
+    assert service(name, "start", timeout=SERVICE_DEADLINE_S) == url  # already running: a no-op, same URL
+    assert service(name, "status", timeout=SERVICE_DEADLINE_S) == url  # exit 0: running, health yellow or green
+    assert service(name, "bootstrap", timeout=SERVICE_DEADLINE_S) == url
     # No timeout="30s" here: opensearch-py takes `timeout` as its own request timeout (urllib3
     # then fails: "Timeout value connect was 30s"); the server waits 30 s by default.
     health = client_for(name, url).cluster.health(wait_for_status="yellow")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import csv
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from support import BIN, service
+from support import BIN, service, wait_for
 
 from fraudstream.services.stores.alerts import open_store
 
@@ -33,29 +32,35 @@ def test_the_alert_store_going_down_mid_run_loses_and_doubles_nothing(kafka, tmp
     producing = threading.Thread(target=cli, args=("produce", "--data", str(tmp_path / "stream.jsonl"), "--topic", topic,
                                                    "--bootstrap", kafka, "--partitions", str(partitions), "--rate", "1200"))
     producing.start()
+    log = tmp_path / "runner.log"
+    errors = log.open("wb")  # noqa: SIM115 (closed once the runner has ended)
     runner = subprocess.Popen(
         [str(BIN), "run", "--source", "kafka", "--bootstrap", kafka, "--topic", topic, "--group", f"g-{unique}",
          "--scored-topic", f"{topic}.scored", "--dlq-topic", f"{topic}.dlq", "--model", str(tmp_path / "model"),
          "--store", url, "--state-dir", str(tmp_path / "state"), "--no-live-view", "--stop-when-idle", "8",
          "--session-timeout", "6", "--batch-size", "300"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=errors,
     )
     store = open_store(url)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        def stored_some() -> bool:
             store.refresh()
-            if store.count_alerts() > 5:
-                break
-            time.sleep(0.5)
-        assert store.count_alerts() > 5, "no alerts reached Elasticsearch before the outage"
+            return store.count_alerts() > 5
+
+        wait_for(stored_some, "alerts in Elasticsearch before the outage")
+        assert producing.is_alive(), "all produced before the outage: the test would prove nothing"
+        before = len(log.read_bytes())
         service("elasticsearch", "stop")
-        time.sleep(4)
-        assert runner.poll() is None, f"the runner died with the store down: {runner.stderr.read()}"
+        # The runner meets the outage (the store's retries say so) and waits for it, alive.
+        wait_for(lambda: b"retrying in" in log.read_bytes()[before:] or runner.poll() is not None,
+                 "the runner to meet the outage")
+        assert runner.poll() is None, f"the runner died with the store down: {log.read_text(errors='replace')}"
     finally:
         service("elasticsearch", "start")
     producing.join(timeout=300)
-    assert runner.wait(timeout=300) == 0, runner.stderr.read()
+    code = runner.wait(timeout=300)
+    errors.close()
+    assert code == 0, log.read_text(errors="replace")
 
     cli("score", "--data", str(tmp_path / "stream.jsonl"), "--model", str(tmp_path / "model"),
         "--out", str(tmp_path / "scores.csv"), "--partitions", str(partitions))

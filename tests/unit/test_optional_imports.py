@@ -16,6 +16,7 @@ import pytest
 import fraudstream.model
 import fraudstream.services
 from fraudstream.model.errors import EXTRAS
+from support import IMPORT_BLOCKER
 
 OPTIONAL = sorted(EXTRAS)  # kafka, crc32c, elasticsearch, opensearchpy, streamlit, altair, pandas, sklearn
 
@@ -28,12 +29,7 @@ FEATURE_MODULES = {
 BLOCKER = """
 import importlib, json, sys, traceback
 blocked = set(sys.argv[1].split(","))
-class Blocker:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in blocked:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
-        return None
-sys.meta_path.insert(0, Blocker())
+""" + IMPORT_BLOCKER + """
 results = {}
 for module in sys.argv[2:]:
     try:

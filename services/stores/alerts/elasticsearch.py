@@ -2,7 +2,8 @@
 
 Open it with ``open_store("elasticsearch://127.0.0.1:9200?prefix=fraudstream")``; see
 :mod:`fraudstream.services.stores.alerts.search_engine` for the layout and
-:meth:`SearchEngineSettings.from_url` for the URL. Environment: ``FRAUDSTREAM_ES_URL`` (hosts when
+:meth:`SearchEngineSettings.from_url` for the URL. Settings (section ``[elasticsearch]`` of
+:mod:`fraudstream.services.settings`, or the environment): ``FRAUDSTREAM_ES_URL`` (hosts when
 the URL names none; default ``http://127.0.0.1:9200``), ``FRAUDSTREAM_ES_API_KEY`` or
 ``FRAUDSTREAM_ES_USERNAME`` + ``FRAUDSTREAM_ES_PASSWORD``, ``FRAUDSTREAM_ES_CA_CERTS``,
 ``FRAUDSTREAM_ES_VERIFY_CERTS``. The client's major version must equal the server's.
@@ -14,15 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fraudstream.model.errors import require
+from fraudstream.services.settings import ElasticsearchSection, SearchEngineSection
 from fraudstream.services.stores.alerts.search_engine import (
     RequestFailed,
     SearchEngineAlertStore,
     SearchEngineSettings,
     TransportFailure,
 )
-
-ENV_PREFIX = "FRAUDSTREAM_ES"
-DEFAULT_URL = "http://127.0.0.1:9200"
 
 
 class ElasticsearchTransport:
@@ -78,7 +77,7 @@ class ElasticsearchAlertStore(SearchEngineAlertStore):
     engine = "Elasticsearch"
 
     @classmethod
-    def from_url(cls, rest: str = "") -> ElasticsearchAlertStore:
+    def from_url(cls, rest: str = "", engine: SearchEngineSection | None = None) -> ElasticsearchAlertStore:
         """From the part of an ``elasticsearch://`` URL after the scheme, e.g. ``127.0.0.1:9200?prefix=x``."""
-        settings = SearchEngineSettings.from_url(rest, ENV_PREFIX, DEFAULT_URL)
+        settings = SearchEngineSettings.from_url(rest, engine if engine is not None else ElasticsearchSection())
         return cls(ElasticsearchTransport(settings), settings)

@@ -2,7 +2,8 @@
 
 Open it with ``open_store("opensearch://127.0.0.1:9201?prefix=fraudstream")``; see
 :mod:`fraudstream.services.stores.alerts.search_engine` for the layout and
-:meth:`SearchEngineSettings.from_url` for the URL. Environment: ``FRAUDSTREAM_OPENSEARCH_URL``
+:meth:`SearchEngineSettings.from_url` for the URL. Settings (section ``[opensearch]`` of
+:mod:`fraudstream.services.settings`, or the environment): ``FRAUDSTREAM_OPENSEARCH_URL``
 (hosts when the URL names none; default ``http://127.0.0.1:9201``, where scripts/services/opensearch
 puts its node), ``FRAUDSTREAM_OPENSEARCH_USERNAME`` + ``FRAUDSTREAM_OPENSEARCH_PASSWORD`` (or
 ``FRAUDSTREAM_OPENSEARCH_API_KEY``, sent as ``Authorization: ApiKey …``),
@@ -15,15 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from fraudstream.model.errors import require
+from fraudstream.services.settings import OpenSearchSection, SearchEngineSection
 from fraudstream.services.stores.alerts.search_engine import (
     RequestFailed,
     SearchEngineAlertStore,
     SearchEngineSettings,
     TransportFailure,
 )
-
-ENV_PREFIX = "FRAUDSTREAM_OPENSEARCH"
-DEFAULT_URL = "http://127.0.0.1:9201"
 
 
 class OpenSearchTransport:
@@ -79,7 +78,7 @@ class OpenSearchAlertStore(SearchEngineAlertStore):
     engine = "OpenSearch"
 
     @classmethod
-    def from_url(cls, rest: str = "") -> OpenSearchAlertStore:
+    def from_url(cls, rest: str = "", engine: SearchEngineSection | None = None) -> OpenSearchAlertStore:
         """From the part of an ``opensearch://`` URL after the scheme, e.g. ``127.0.0.1:9201?prefix=x``."""
-        settings = SearchEngineSettings.from_url(rest, ENV_PREFIX, DEFAULT_URL)
+        settings = SearchEngineSettings.from_url(rest, engine if engine is not None else OpenSearchSection())
         return cls(OpenSearchTransport(settings), settings)

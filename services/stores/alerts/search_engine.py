@@ -20,6 +20,8 @@ the alert and keeps its review. Connection errors, 429 and 5xx
 answers (whole requests or single bulk items) are retried with exponential backoff for at most
 ``retry_seconds``, then :class:`StoreUnavailable` is raised; documents the engine refuses (a
 latitude out of range, say) raise :class:`RejectedDocuments` after the rest of the batch is stored.
+A runner can make a store give up sooner (:meth:`SearchEngineAlertStore.set_interrupt`): asked to stop,
+it leaves retries at once and abandons a request still unanswered after ``STOP_GRACE_S``.
 
 Free-text search is a substring match, like :meth:`AlertQuery.matches`: each reason is also a
 keyword with the built-in ``lowercase`` normalizer (``reasons.keyword``, reasons up to 8,191
@@ -33,15 +35,15 @@ import dataclasses
 import hashlib
 import logging
 import math
-import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import msgspec
@@ -68,6 +70,9 @@ from fraudstream.services.stores.alerts.base import (
     encode_cursor,
 )
 from fraudstream.services.stores.dead_letters import DeadLetter
+
+if TYPE_CHECKING:
+    from fraudstream.services.settings import SearchEngineSection
 
 __all__ = [
     "RejectedDocuments",
@@ -181,21 +186,23 @@ class SearchEngineSettings:
                 raise ValueError("put credentials in the environment (…_USERNAME/…_PASSWORD or …_API_KEY), not in a URL")
 
     @classmethod
-    def from_url(cls, rest: str, env_prefix: str, default_url: str, environ: Mapping[str, str] | None = None) -> SearchEngineSettings:
-        """Settings from the part of a store URL after ``scheme://`` plus the environment.
+    def from_url(cls, rest: str, engine: SearchEngineSection) -> SearchEngineSettings:
+        """Settings from the part of a store URL after ``scheme://`` plus the engine's settings section.
 
         ``rest`` is ``host:port[,host:port…][?option=value&…]`` (hosts: http, or https with ``tls=1``)
-        or just ``?options``: then the hosts are ``<env_prefix>_URL`` (comma-separated full URLs), or
-        ``default_url``. Credentials: ``<env_prefix>_API_KEY``, or ``_USERNAME`` and ``_PASSWORD``;
-        ``<env_prefix>_CA_CERTS`` and ``_VERIFY_CERTS`` unless the URL sets ``ca_certs``/``verify_certs``.
+        or just ``?options``: then the hosts are the section's ``url`` (comma-separated full URLs).
+        Credentials (``api_key``, or ``username`` and ``password``) come from the section only (the
+        environment, see :mod:`fraudstream.services.settings`); ``ca_certs`` and ``verify_certs`` from the
+        URL, else the section.
 
-        >>> s = SearchEngineSettings.from_url("127.0.0.1:9200?prefix=test&tls=1", "X", "http://h:1", {})
+        >>> from fraudstream.services.settings import ElasticsearchSection
+        >>> s = SearchEngineSettings.from_url("127.0.0.1:9200?prefix=test&tls=1", ElasticsearchSection())
         >>> s.urls, s.prefix
         (('https://127.0.0.1:9200',), 'test')
-        >>> SearchEngineSettings.from_url("", "X", "http://h:1", {"X_URL": "https://a:9200,https://b:9200"}).urls
+        >>> SearchEngineSettings.from_url("", ElasticsearchSection(url="https://a:9200,https://b:9200")).urls
         ('https://a:9200', 'https://b:9200')
         """
-        env = os.environ if environ is None else environ
+        credentials = f"{engine.env_name('username')}/{engine.env_name('password')} or {engine.env_name('api_key')}"
         location, _, query = rest.partition("?")
         location = location.strip("/")
         options: dict[str, str] = {}
@@ -204,24 +211,24 @@ class SearchEngineSettings:
                 raise ValueError(f"unknown store option {key!r}; known: {', '.join(OPTIONS)}")
             options[key] = value
         if "@" in location:
-            raise ValueError(f"put credentials in {env_prefix}_USERNAME/{env_prefix}_PASSWORD or {env_prefix}_API_KEY, not in the store URL")
+            raise ValueError(f"put credentials in {credentials}, not in the store URL")
         if "/" in location:
             raise ValueError(f"the store URL names hosts only (host:port[,host:port]), not a path; index names come from ?prefix=, got {rest!r}")
         if location:
             scheme = "https" if _flag("tls", options.get("tls", "0")) else "http"
             urls = tuple(f"{scheme}://{host.strip()}" for host in location.split(",") if host.strip())
         else:
-            urls = tuple(u.strip().rstrip("/") for u in (env.get(f"{env_prefix}_URL") or default_url).split(",") if u.strip())
-        verify = options.get("verify_certs", env.get(f"{env_prefix}_VERIFY_CERTS", "1"))
+            urls = engine.urls
+        verify = _flag("verify_certs", options["verify_certs"]) if "verify_certs" in options else engine.verify_certs
         replicas = options.get("replicas")
         return cls(
             urls=urls,
             prefix=options.get("prefix", "fraudstream"),
-            api_key=env.get(f"{env_prefix}_API_KEY") or None,
-            username=env.get(f"{env_prefix}_USERNAME") or None,
-            password=env.get(f"{env_prefix}_PASSWORD") or None,
-            ca_certs=options.get("ca_certs", env.get(f"{env_prefix}_CA_CERTS")) or None,
-            verify_certs=_flag("verify_certs", verify),
+            api_key=engine.api_key.get_secret_value() if engine.api_key else None,
+            username=engine.username or None,
+            password=engine.password.get_secret_value() if engine.password else None,
+            ca_certs=options.get("ca_certs", engine.ca_certs) or None,
+            verify_certs=verify,
             retry_seconds=float(options.get("retry_seconds", 30)),
             timeout=float(options.get("timeout", 30)),
             refresh=options.get("refresh", "false"),
@@ -501,6 +508,10 @@ class _Op:
     fallback: bytes | None = None
 
 
+STOP_GRACE_S = 1.0  # how long a request already sent may still finish once the caller wants to give up
+_POLL_S = 0.05  # how often a waiting caller looks at its interrupt
+
+
 class SearchEngineAlertStore:
     """An :class:`~fraudstream.services.stores.alerts.base.AlertStore` on Elasticsearch or OpenSearch."""
 
@@ -517,11 +528,63 @@ class SearchEngineAlertStore:
         self._ready = False
         self._months: dict[int, str] = {}  # day number → month suffix (a cache: most batches span a day or two)
         self._pool: ThreadPoolExecutor | None = None
+        self._interrupt: Callable[[], bool] | None = None
+        self.answered = False  # whether the engine ever sent an HTTP answer (any status): the URL is right
+        self._down = False  # the last request got no usable answer
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(urls={list(self.settings.urls)}, prefix={self.settings.prefix!r})"
 
     # ------------------------------------------------------------------ plumbing
+
+    def set_interrupt(self, check: Callable[[], bool] | None) -> None:
+        """Give up waiting (raise :class:`StoreUnavailable`) soon after ``check()`` turns true, whatever
+        ``retry_seconds`` says: no more retries, and a request unanswered ``STOP_GRACE_S`` later is abandoned.
+
+        For a runner asked to stop while the store is down: nothing it has not stored is committed, so it may
+        leave at once. ``check`` must be cheap and thread-safe (reading a flag); None: the budget alone.
+        """
+        self._interrupt = check
+
+    def _interrupted(self) -> bool:
+        return self._interrupt is not None and self._interrupt()
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between attempts, waking early when interrupted."""
+        if self._interrupt is None:
+            time.sleep(seconds)
+            return
+        until = time.monotonic() + seconds
+        while not self._interrupted() and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, _POLL_S))
+
+    def _send(self, method: str, path: str, params: Mapping[str, str] | None, payload: bytes | None,
+              content_type: str, timeout: float) -> tuple[int, Any]:
+        """One transport request. With an interrupt set it runs on a daemon thread, so that a caller who
+        gives up is not held by a connection that hangs (it is abandoned; the process may exit under it)."""
+        if self._interrupt is None:
+            return self.transport.request(method, path, params, payload, content_type, timeout)
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                outcome.append(self.transport.request(method, path, params, payload, content_type, timeout))
+            except BaseException as error:  # noqa: BLE001 (handed to the caller as is)
+                outcome.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="fraudstream-store-request", daemon=True).start()
+        abandon_at = None
+        while not done.wait(_POLL_S):
+            if abandon_at is None and self._interrupted():
+                abandon_at = time.monotonic() + STOP_GRACE_S
+            if abandon_at is not None and time.monotonic() >= abandon_at:
+                raise TransportFailure(f"abandoned after {STOP_GRACE_S:.0f}s without an answer: giving up waiting")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _request(
         self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None, *, ndjson: bool = False,
@@ -535,28 +598,36 @@ class SearchEngineAlertStore:
         started = time.monotonic()
         attempt = 0
         while True:
+            if attempt == 0 and self._down and self._interrupted():  # e.g. a last heartbeat while stopping in an outage
+                raise StoreUnavailable(f"{self.engine} at {', '.join(self.settings.urls)} is down and the caller "
+                                       f"gave up waiting: {method} {path} not sent")
             remaining = started + budget - time.monotonic()
             timeout = min(self.settings.timeout, max(remaining, 1.0))
             try:
-                status, data = self.transport.request(method, path, params, payload, content_type, timeout)
+                status, data = self._send(method, path, params, payload, content_type, timeout)
             except TransportFailure as error:
                 problem = f"no answer ({error})"
             else:
+                self.answered = True
                 fault = incomplete(data) if incomplete is not None and status < 300 else None
                 if not _retryable(status) and not fault:
+                    self._down = False
                     return status, data
                 problem = fault or f"HTTP {status} ({_error_text(data)})"
             attempt += 1
+            self._down = True
             remaining = started + budget - time.monotonic()
-            if remaining <= 0:
+            interrupted = self._interrupted()
+            if remaining <= 0 or interrupted:
                 self._ready = False  # the node may come back empty: put the templates there again
                 raise StoreUnavailable(
                     f"{self.engine} at {', '.join(self.settings.urls)} failed {method} {path} for "
                     f"{time.monotonic() - started:.1f}s ({attempt} attempts): {problem}"
+                    + ("; gave up waiting" if interrupted else "")
                 )
             delay = min(0.1 * 2 ** (attempt - 1), 5.0) * random.uniform(0.75, 1.25)
             log.warning("%s %s: %s; retrying in %.1fs", method, path, problem, min(delay, remaining))
-            time.sleep(min(delay, remaining))
+            self._pause(min(delay, remaining))
 
     def _ok(self, method: str, path: str, body: Any = None, params: Mapping[str, str] | None = None,
             *, allow: Iterable[int] = (), incomplete: Callable[[Any], str | None] | None = None) -> tuple[int, Any]:
@@ -708,12 +779,12 @@ class SearchEngineAlertStore:
             if chunk:
                 attempt += 1
                 remaining = started + self.settings.retry_seconds - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._interrupted():
                     raise StoreUnavailable(
                         f"{self.engine} kept refusing {len(chunk)} document(s) as overloaded or unavailable "
-                        f"for {self.settings.retry_seconds:.0f}s, e.g. {chunk[0].name}"
+                        f"for {time.monotonic() - started:.1f}s, e.g. {chunk[0].name}"
                     )
-                time.sleep(min(0.1 * 2 ** (attempt - 1), 5.0, remaining))
+                self._pause(min(0.1 * 2 ** (attempt - 1), 5.0, remaining))
         return existing
 
     def set_label(self, transaction_id: str, label: str, analyst: str, at_ms: int, note: str = "") -> Alert:

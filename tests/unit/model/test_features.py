@@ -132,7 +132,7 @@ def test_snapshot_and_restore_continue_identically() -> None:
     expected = [straight.step(t) for t in events]
     first = FeatureState()
     got = [first.step(t) for t in events[:25]]
-    resumed = FeatureState.restore(first.snapshot())
+    resumed = FeatureState.from_snapshot(first.snapshot())
     got += [resumed.step(t) for t in events[25:]]
     assert got == expected
 
@@ -148,13 +148,21 @@ event = st.builds(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(event, min_size=1, max_size=40))
-def test_features_are_deterministic_and_finite_whatever_the_order(events) -> None:
-    a, b = FeatureState(), FeatureState()
-    first = [a.step(t) for t in events]
-    assert first == [b.step(t) for t in events]
-    assert all(math.isfinite(v) for row in first for v in row)
-    assert all(len(row) == len(FEATURE_NAMES) for row in first)
+@given(st.lists(event, min_size=1, max_size=40), st.randoms(use_true_random=False))
+def test_features_are_deterministic_and_finite_whatever_the_order(events, rng) -> None:
+    shuffled = rng.sample(events, len(events))
+    orders = [events, sorted(events, key=lambda t: t.timestamp_ms), shuffled]
+    probe_ms = max(t.timestamp_ms for t in events) + HOUR
+    for order in orders:
+        a, b = FeatureState(), FeatureState()
+        first = [a.step(t) for t in order]
+        assert first == [b.step(t) for t in order]  # the same events in the same order: the same features
+        assert all(math.isfinite(v) for row in first for v in row)
+        assert all(len(row) == len(FEATURE_NAMES) for row in first)
+        # Whatever the order, each card has seen all of its transactions by the end.
+        for card in {t.card_id for t in events}:
+            seen = feats(a.step(make_txn(10**7, probe_ms, card_id=card)))["card_history_log"]
+            assert seen == pytest.approx(math.log1p(sum(t.card_id == card for t in events)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -173,5 +181,42 @@ def _run(events):
     return [state.step(t) for t in events]
 
 
-def test_index_matches_names() -> None:
-    assert all(FEATURE_NAMES[i] == name for name, i in INDEX.items())
+def test_index_reads_each_feature_where_the_step_writes_it() -> None:
+    # reasons.py reads features by name through INDEX: it must point at the value the step computed.
+    assert sorted(INDEX.values()) == list(range(len(FEATURE_NAMES)))  # one position per name, none shared
+    state = FeatureState()
+    state.step(make_txn(0, T0, amount=10.0))
+    f = state.step(make_txn(1, T0 + 90 * 60_000, amount=250.0, channel="atm", merchant_id="m-2"))  # Thu 01:30 UTC
+    known = {
+        "amount_log": math.log1p(250.0),
+        "hour_of_day": 1.5,
+        "day_of_week": 3.0,
+        "is_online": 0.0,
+        "is_atm": 1.0,
+        "card_history_log": math.log1p(1),
+        "seconds_since_prev_log": math.log1p(90 * 60),
+        "new_merchant": 1.0,
+        "merchant_count_1h": 0.0,  # m-2's first transaction
+    }
+    assert {name: f[INDEX[name]] for name in known} == pytest.approx(known)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(event, min_size=1, max_size=40))
+def test_a_merchant_stage_apart_from_the_card_stage_computes_what_step_computes(events) -> None:
+    """The runtime the split is for: card halves first, then each merchant's events in their own stage, with
+    only the transaction and its hand-over between them; the merchant stages run merchant after merchant."""
+    from fraudstream.model.features.state import CardState, MerchantState
+    from fraudstream.model.features.step import N_CARD_FEATURES, card_step, merchant_step
+
+    expected = _run(events)
+    cards: dict[str, CardState] = {}
+    handed = [(t, *card_step(cards.setdefault(t.card_id, CardState()), t)) for t in events]
+    rows: dict[int, tuple[float, ...]] = {}
+    for merchant_id in sorted({t.merchant_id for t in events}):
+        merchant = MerchantState()
+        for i, (t, card_features, handover) in enumerate(handed):
+            if t.merchant_id == merchant_id:
+                assert len(card_features) == N_CARD_FEATURES
+                rows[i] = card_features + merchant_step(merchant, t, handover)
+    assert [rows[i] for i in range(len(events))] == expected

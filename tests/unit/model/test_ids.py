@@ -43,9 +43,17 @@ def test_the_memory_is_snapshotted_and_old_snapshots_restore_without_it() -> Non
     for i in range(5):
         state.step(make_txn(i, T0 + i * HOUR))
         state.remember_id(make_txn(i, T0 + i * HOUR))
-    restored = FeatureState.restore(state.snapshot())
+    restored = FeatureState.from_snapshot(state.snapshot())
     assert restored.remember_id(make_txn(3, T0 + 3 * HOUR)) == RETRY
     assert restored.remember_id(make_txn(3, T0)) == CONFLICT
     old = state.cards["card-1"].to_list()[:19]  # a snapshot written before ids were remembered
     card = CardState.from_list(old)
     assert card.ids == {} and card.seen == 5
+
+
+def test_an_id_older_than_the_window_is_forgotten_even_before_a_newer_event_pruned_it() -> None:
+    # The answer must not depend on whether the memory was pruned (or the card swept by a state TTL) in between.
+    state = FeatureState()
+    state.remember_id(make_txn(0, T0))
+    assert state.remember_id(make_txn(0, T0 + ID_WINDOW_MS + HOUR, amount=99.0)) == NEW  # not a conflict: t0 is gone
+    assert state.remember_id(make_txn(0, T0 + ID_WINDOW_MS + HOUR, amount=99.0)) == RETRY

@@ -83,7 +83,7 @@ def test_the_id_is_a_keyed_hash_stable_for_a_key_and_different_for_another() -> 
 
 
 def test_the_same_key_gives_the_same_id_in_another_process() -> None:
-    code = ("from fraudstream.services.pipeline.card_key import card_ids; "
+    code = ("from fraudstream.services.cli.common import card_ids; "
             "print(card_ids().pseudonym('4111111111111111')[0])")
     env = {**os.environ, KEY_ENV: "a shared secret of the cluster"}
     ids = {subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
@@ -106,14 +106,20 @@ def test_without_a_key_a_card_number_is_refused_not_kept_in_clear() -> None:
         intake.admit(2, {**ROW, "transaction_id": "t2", "card_id": VISA16})
 
 
-def test_the_key_comes_from_the_environment_else_a_private_key_file_made_once(tmp_path: Path) -> None:
-    assert card_id_key({KEY_ENV: "0123456789abcdef"}) == b"0123456789abcdef"
+def test_the_key_comes_from_the_settings_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraudstream.services.cli.common import card_ids
+    monkeypatch.setenv(KEY_ENV, "one secret of 16+ chars")
+    assert card_ids().pseudonym(VISA16) == CardIds(b"one secret of 16+ chars").pseudonym(VISA16)
+
+
+def test_the_key_is_the_secret_given_else_a_private_key_file_made_once(tmp_path: Path) -> None:
+    assert card_id_key("0123456789abcdef") == b"0123456789abcdef"
     from fraudstream.model.errors import InputError
     with pytest.raises(InputError):
-        card_id_key({KEY_ENV: "short"})
+        card_id_key("short")
     path = tmp_path / "var" / "card_id.key"
-    first = card_id_key({}, path)
-    assert card_id_key({}, path) == first and len(first) >= 32
+    first = card_id_key(None, path)
+    assert card_id_key("", path) == first and len(first) >= 32
     assert path.stat().st_mode & 0o777 == 0o600
     assert first.decode() not in repr(CardIds(first))
 

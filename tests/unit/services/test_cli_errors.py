@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from support import BIN
+from support import BIN, IMPORT_BLOCKER
 
 import fraudstream.services.cli as cli
 from fraudstream.model.bundle import BundleError
@@ -23,12 +23,7 @@ from fraudstream.services.stores.alerts.base import StoreUnavailable
 BLOCKED_CLI = """
 import sys
 blocked = set(sys.argv.pop(1).split(","))
-class Blocker:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in blocked:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)", name=name)
-        return None
-sys.meta_path.insert(0, Blocker())
+""" + IMPORT_BLOCKER + """
 from fraudstream.services.cli import main
 sys.argv[0] = "fraudstream"
 main()

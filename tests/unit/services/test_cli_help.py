@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from fraudstream.services import defaults
 from fraudstream.services.cli import app
+from fraudstream.services.settings import CONFIG_ENV, Settings
 
 runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands  # type: ignore[attr-defined]
@@ -94,19 +95,20 @@ def default(command: str, name: str) -> object:
 
 def test_run_score_evaluate_and_the_dashboard_use_the_model_the_demo_trains() -> None:
     demo_model = defaults.demo_paths(Path(str(default("demo", "directory")))).model
-    assert Path(str(default("run", "model"))) == demo_model == defaults.MODEL_DIR
-    assert Path(str(default("score", "model"))) == demo_model
-    assert Path(str(default("evaluate", "model"))) == demo_model
+    assert Settings().paths.model == demo_model == defaults.MODEL_DIR
+    for command in ("run", "score", "evaluate", "dashboard"):
+        assert default(command, "model") is None, command  # None: the settings' paths.model
 
 
 def test_the_dashboard_shows_the_store_run_writes_to_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     from fraudstream.dashboard import data
 
-    monkeypatch.delenv(data.STORE_ENV, raising=False)
-    monkeypatch.delenv(data.MODEL_ENV, raising=False)
-    assert default("run", "store") == data.store_url() == defaults.STORE
+    for name in (data.STORE_ENV, data.MODEL_ENV, CONFIG_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert default("run", "store") is None and default("dashboard", "store") is None  # None: the settings' store.url
+    assert Settings().store.url == data.store_url() == defaults.STORE
     assert Path(data.model_dir()) == defaults.MODEL_DIR
-    assert Path(str(default("run", "state_dir"))) == defaults.KAFKA_STATE_DIR
+    assert default("run", "state_dir") is None and Settings().kafka.state_dir == defaults.KAFKA_STATE_DIR
 
 
 def test_the_demo_keeps_its_own_store_so_run_after_the_demo_does_not_meet_the_demos_checkpoint() -> None:

@@ -414,3 +414,22 @@ def test_a_warmed_up_run_starts_after_the_warm_up_rows_with_their_state(rows: li
     again = ListSource(raw_rows(rows))
     run(again, bundle, checkpoint=checkpoint, initial_state=warm.state, initial_position=1)
     assert again.afters == [len(rows)]  # resuming: the checkpoint's position, not the warm-up's
+
+
+def test_the_feature_state_is_opened_from_the_state_store_registry_with_its_ttl(
+    rows: list[dict[str, Any]], bundle: ModelBundle, tmp_path: Path
+) -> None:
+    from fraudstream.model.features.keyed import FeatureState
+    from fraudstream.model.features.state import DAY_MS
+    from fraudstream.services.stores.state.registry import UnknownStateStore
+
+    ttl = DAY_MS  # shorter than the data's quiet spells, so it changes states
+    decisions = Scorer(bundle, FeatureState(ttl_ms=ttl)).decide_batch([validate(r) for r in rows])
+    runner = EmbeddedRunner(ListSource(raw_rows(rows)), bundle, MemoryAlertStore(), CheckpointFile(tmp_path / "c"),
+                            state_ttl_ms=ttl)
+    runner.run()
+    assert runner._scorer.state.ttl_ms == ttl
+    got = {tid: (a.score, a.reasons) for tid, a in runner.store.alerts.items()}  # type: ignore[attr-defined]
+    assert got == {d.transaction_id: (d.score, d.reasons) for d in decisions if d.alert}
+    with pytest.raises(UnknownStateStore, match="memory"):
+        EmbeddedRunner(ListSource(raw_rows(rows)), bundle, MemoryAlertStore(), state_store="nowhere").run()
