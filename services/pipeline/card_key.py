@@ -1,8 +1,9 @@
 """The card-id key: the configured secret, else this installation's generated key file.
 
-The secret is the settings' ``[card_ids] key`` (``FRAUDSTREAM_CARD_ID_KEY``, at least 16 characters),
-handed in by the CLI (``services/cli/common.py``'s ``card_ids``): this module reads no environment; every runtime that must agree on
-card ids (producer, runners, score/train, the API, Spark) needs the same value. Without it, the key
+The secret is the settings' ``[card_ids] key`` (``FRAUDSTREAM_CARD_ID_KEY``, at least 16
+characters), handed in by the CLI (``services/cli/common.py``'s ``card_ids``; this module reads no
+environment). Every runtime that must agree on card ids (producer, runners, score/train, the API,
+Spark) needs the same value. Without it, the key
 is this installation's own, generated once in ``var/card_id.key`` (owner-only permissions) with a
 warning: card numbers are still never stored in clear, but ids only agree between processes that
 share that file. The key is read only when a card number is actually seen, and never logged.
