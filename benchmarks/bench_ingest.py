@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fraudstream.model.schema import CANONICAL_FIELDS, format_timestamp, validate
+from fraudstream.services.pipeline.cards import CardIds
+from fraudstream.services.pipeline.core import Intake
 from fraudstream.services.sources.files import read_transactions
 
 RESULTS = Path(__file__).parent / "results" / "ingest.json"
@@ -112,7 +114,9 @@ def rows_per_second(path: Path, fmt: str = "canonical", repeats: int = 3) -> flo
     count = 0
     for _ in range(repeats):
         start = time.perf_counter()
-        count = sum(1 for _ in read_transactions(path, fmt))
+        # Card numbers (some of the Sparkov layout's cc_num) are hashed, as every command does.
+        intake = Intake(str(path), card_ids=CardIds(b"benchmark card-id key"))
+        count = sum(1 for _ in read_transactions(path, fmt, intake=intake))
         best = min(best, time.perf_counter() - start)
     return count / best
 

@@ -72,6 +72,15 @@ def utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def card_label(alert: Alert, markdown: bool = False) -> str:
+    """How a card is shown: its masked number (``card_display``, first 6 and last 4 digits at most) when its id
+    is a keyed hash of a card number, else its id; in ``markdown`` a masked number is code (its ``*`` kept)."""
+    shown = alert.record.get("card_display") if isinstance(alert.record, dict) else None
+    if not isinstance(shown, str) or not shown:
+        return alert.card_id
+    return f"`{shown}`" if markdown else shown
+
+
 def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
     """A table of alerts: time (UTC), card, merchant, amount, score, "thin" when raised while the card had too
     little history, first reason (and more when ``full``)."""
@@ -80,7 +89,7 @@ def alerts_frame(alerts: list[Alert], full: bool = False) -> pd.DataFrame:
         row: dict[str, Any] = {
             "transaction": a.transaction_id,
             "time (UTC)": utc(a.timestamp_ms),
-            "card": a.card_id,
+            "card": card_label(a),
             "merchant": a.merchant_id,
             "amount": round(a.amount, 2),
             "score": round(a.score, 4),

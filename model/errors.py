@@ -14,6 +14,7 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── FileFormatError          services/sources/files.py        (ValueError)
     │   ├── MappingError             services/sources/mapping.py      (ValueError)
     │   ├── AlertNotFound            services/stores/alerts/base.py   (KeyError)
+    │   ├── CardKeyMissing           services/pipeline/cards.py
     │   ├── UnknownStateStore        services/stores/state/registry.py (ValueError)
     │   ├── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
     │   └── SettingsError            services/settings.py             (ValueError)

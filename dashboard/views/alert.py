@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from fraudstream.dashboard.components import alerts_table, label_form, show_message
-from fraudstream.dashboard.data import utc
+from fraudstream.dashboard.data import card_label, utc
 from fraudstream.model.reasons import is_thin_history
 from fraudstream.services.stores.alerts import AlertStore
 from fraudstream.services.stores.alerts.base import Alert, AlertQuery
@@ -30,7 +30,7 @@ def details(store: AlertStore, alert: Alert) -> None:
     st.subheader(f"{alert.transaction_id} — score {alert.score:.4f} (threshold {alert.threshold:.3f})")
     record = alert.record
     place = ", ".join(str(record[k]) for k in ("merchant_category", "channel", "country") if record.get(k))
-    st.write(f"{utc(alert.timestamp_ms)} UTC · card **{alert.card_id}** · merchant **{alert.merchant_id}** · "
+    st.write(f"{utc(alert.timestamp_ms)} UTC · card **{card_label(alert, markdown=True)}** · merchant **{alert.merchant_id}** · "
              f"amount **{alert.amount:,.2f} {record.get('currency') or ''}**" + (f" · {place}" if place else "")
              + f" · model {alert.model_version}")
     if is_thin_history(alert.reasons):
@@ -57,7 +57,7 @@ def card_context(store: AlertStore, alert: Alert) -> None:
     """The card's other recent alerts from the store (the store keeps flagged transactions only)."""
     recent = store.search(AlertQuery(card_id=alert.card_id), sort="time", limit=CARD_CONTEXT + 1)
     others = [a for a in recent.alerts if a.transaction_id != alert.transaction_id][:CARD_CONTEXT]
-    st.markdown(f"**Card {alert.card_id}: {recent.total:,} alert(s) in the store**")
+    st.markdown(f"**Card {card_label(alert, markdown=True)}: {recent.total:,} alert(s) in the store**")
     if others:
         alerts_table(others, key="alert_card_context")
     else:

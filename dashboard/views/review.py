@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fraudstream.dashboard.components import alerts_table, label_form, show_message
+from fraudstream.dashboard.data import card_label
 from fraudstream.dashboard.views.alert import details
 from fraudstream.services.stores.alerts import AlertStore
 from fraudstream.services.stores.alerts.base import UNLABELLED, AlertQuery
@@ -25,7 +26,7 @@ def render(store: AlertStore) -> None:
     if st.session_state.get("review_pick") not in by_id:  # labelled meanwhile: move on to the next one
         st.session_state.pop("review_pick", None)
     pick = st.selectbox("Alert to review", list(by_id), key="review_pick",
-                        format_func=lambda tid: f"{tid} · score {by_id[tid].score:.3f} · card {by_id[tid].card_id}")
+                        format_func=lambda tid: f"{tid} · score {by_id[tid].score:.3f} · card {card_label(by_id[tid])}")
     alert = by_id[pick]
     details(store, alert)
     label_form(store, alert, "review")

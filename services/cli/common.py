@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from fraudstream.model.replay import in_event_order
 from fraudstream.model.schema import InvalidTransaction, Transaction, parse_timestamp
+from fraudstream.services.pipeline import card_key
+from fraudstream.services.pipeline.cards import CardIds
 from fraudstream.services.pipeline.core import EventTimeWindow, Intake
 from fraudstream.services.settings import Settings, SettingsError, load_settings
 from fraudstream.services.sources.files import check_file, read_transactions
@@ -80,6 +82,16 @@ def settings(**flags: Any) -> Settings:
         raise fail(str(error), error.exit_code) from None
 
 
+def card_ids() -> CardIds:
+    """Card numbers -> keyed ids with the configured key (``[card_ids] key``, ``FRAUDSTREAM_CARD_ID_KEY``; else
+    ``var/card_id.key``), read only when the first card number is seen."""
+    def secret() -> str | None:
+        key = settings().card_ids.key
+        return key.get_secret_value() if key is not None else None
+
+    return card_key.card_ids(secret)
+
+
 def config_file() -> Path | None:
     """The global ``--config FILE`` of this invocation (kept by the root callback), or None."""
     return CONFIG_FILE.get()
@@ -115,7 +127,7 @@ def read_history(
         raise fail(str(error)) from None
     rows: list[tuple[int, Transaction]] = []
     dead_letters.unlink(missing_ok=True)  # this run's bad rows only
-    intake = Intake(str(data), window=window)
+    intake = Intake(str(data), window=window, card_ids=card_ids())
     with JsonlDeadLetterSink(dead_letters) as sink, progress() as bar:
         task = bar.add_task(f"reading {data.name}", total=None, rate="")
         for i, row in enumerate(_read(data, fmt, sink, intake), start=1):

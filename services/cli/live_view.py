@@ -33,7 +33,7 @@ def render(stats: RunStats, title: str) -> Group:
     for alert in reversed(stats.recent_alerts):
         when = datetime.fromtimestamp(alert.timestamp_ms / 1000, tz=timezone.utc).strftime("%m-%d %H:%M:%S")
         alerts.add_row(
-            when, alert.card_id, alert.merchant_id, f"{alert.amount:,.2f}", f"{alert.score:.3f}",
+            when, alert.record.get("card_display") or alert.card_id, alert.merchant_id,  # a card number only masked f"{alert.amount:,.2f}", f"{alert.score:.3f}",
             "; ".join(alert.reasons[:2]),
         )
     parts: list = [f"[bold]{title}", summary, alerts]

@@ -60,6 +60,8 @@ def produce(
 ) -> None:
     """Send transactions to Kafka, keyed by card_id, as JSON; rows are validated by the consumer, not here.
 
+    A card number used as card_id is sent as its keyed id (with card_display), never in clear.
+
     Connection security (TLS, SASL) comes from FRAUDSTREAM_KAFKA_* variables or --config (passwords: variables only), as for run.
     """
     from fraudstream.services.kafka.producer import parse_acks
@@ -149,6 +151,7 @@ def _send(
     total: int | None, source: str, letters: Path | None, limit: int | None,
 ) -> None:
     from fraudstream.services.kafka.producer import CLOSE_TIMEOUT_S, ProduceStats, make_producer, produce_rows
+    from fraudstream.services.cli.common import card_ids
     from fraudstream.services.pipeline.core import unreadable
     from fraudstream.services.stores.dead_letters import JsonlDeadLetterSink
 
@@ -158,10 +161,12 @@ def _send(
         letters.unlink(missing_ok=True)  # this run's unreadable rows only
     sink = JsonlDeadLetterSink(letters) if letters is not None else None
 
+    pseudonymise = card_ids().apply_row  # same key as the runners: same ids, same partitions
+
     def readable() -> Iterator[dict[str, Any]]:
         for row in rows:
             if getattr(row, "data", None) is not None:
-                yield row.data
+                yield pseudonymise(row.data)
             elif sink is not None and hasattr(row, "position"):  # IDLE markers have no position
                 sink.write(unreadable(source, row.position, row.raw, row.error))
 

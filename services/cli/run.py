@@ -12,7 +12,8 @@ import typer
 from rich.live import Live
 
 from fraudstream.services.cli.common import (
-    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, STORE_HELP, console, event_window, fail, from_settings, load_model, settings,
+    FORMAT_HELP, MAX_AHEAD_HELP, NOT_BEFORE_HELP, STORE_HELP, card_ids, console, event_window, fail, from_settings,
+    load_model, settings,
 )
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ def run_pipeline(src, bundle, alert_store, ckpt, *, live_view: bool, mismatch: t
     (e.g. ``demo``) goes into the runner's name on the dashboard."""
     from fraudstream.services.runners.embedded import EmbeddedRunner
 
+    options.setdefault("card_ids", card_ids())  # the configured key, read on the first card number
     runner = EmbeddedRunner(src, bundle, alert_store, ckpt, **options)
     try:
         return _drive(runner, f"fraudstream · {src.name} · model {bundle.version}", alert_store, live_view, src.name,
@@ -215,6 +217,7 @@ def run_kafka(bundle, config: Settings, *, replication: int, metrics_port: int,
         topics=KafkaTopics(topic, kafka.scored_topic, kafka.dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
         session_timeout_s=session_timeout, window=window, first_contact_s=first_contact_s,
+        card_ids=card_ids(),
     )
     try:
         _drive(runner, f"fraudstream · kafka {connection.bootstrap} {topic} (group {group}) · model {bundle.version}",

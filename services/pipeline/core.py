@@ -5,7 +5,8 @@ The runners, the producer and the file reader (and next the API and Spark) call 
 record is judged the same way whatever carries it: the data contract (:func:`validate`), a
 plausible event-time window, and duplicate transaction ids (a retry is skipped and counted, a
 reused id is a dead letter). The window needs a wall clock, which this module reads; the model core
-never does.
+never does. A card number used as ``card_id`` leaves here as a keyed id plus a masked display form, and
+raw text kept in dead letters has its card numbers masked (see :mod:`fraudstream.services.pipeline.cards`).
 
 >>> intake = Intake("demo", clock=lambda: 1767225600.0)
 >>> row = {"transaction_id": "t1", "timestamp": "2026-01-01T00:00:00Z", "card_id": "c", "merchant_id": "m", "amount": 0}
@@ -33,6 +34,7 @@ from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.features.store import StateStore
 from fraudstream.model.features.state import DAY_MS, HOUR_MS
 from fraudstream.model.schema import InvalidTransaction, Transaction, format_timestamp, to_record, validate
+from fraudstream.services.pipeline.cards import CARD_DISPLAY, CardIds
 from fraudstream.services.stores.alerts.base import Alert
 from fraudstream.services.stores.dead_letters import DeadLetter
 
@@ -94,8 +96,13 @@ class Intake:
         *,
         window: EventTimeWindow | None = None,
         clock: Callable[[], float] = time.time,
+        card_ids: CardIds | None = None,
     ) -> None:
         self.source = source
+        # Without one, a card number is refused (CardKeyMissing) rather than kept in clear; the edges
+        # pass the configured one (services.pipeline.card_key.card_ids), shared by all their intakes.
+        self.card_ids = card_ids if card_ids is not None else CardIds(None)
+        self._pseudonymise = self.card_ids.apply
         self.state: StateStore = state if state is not None else FeatureState()
         self.window = window if window is not None else EventTimeWindow()
         self.clock = clock
@@ -112,7 +119,7 @@ class Intake:
         if data is None:
             return unreadable(self.source, position, raw, error)
         try:
-            txn = validate(data)
+            txn = self._pseudonymise(validate(data))
         except InvalidTransaction as invalid:
             return DeadLetter(self.source, str(position), invalid.field, invalid.reason, _text(raw, data))
         t = txn.timestamp_ms
@@ -173,7 +180,8 @@ def _text(raw: RawText, data: Mapping[str, Any] | None) -> str:
 
 
 def alert_record(txn: Transaction, decision: Decision, bundle: ModelBundle) -> Alert:
-    """What the alert store keeps for an alert: the verdict and the transaction as received."""
+    """What the alert store keeps for an alert: the verdict and the transaction as admitted (card numbers
+    already replaced by their keyed id, with ``card_display`` in the record)."""
     return Alert(
         transaction_id=txn.transaction_id,
         timestamp_ms=txn.timestamp_ms,
@@ -189,8 +197,8 @@ def alert_record(txn: Transaction, decision: Decision, bundle: ModelBundle) -> A
 
 
 def scored_message(txn: Transaction, decision: Decision, bundle: ModelBundle) -> dict[str, Any]:
-    """The verdict every transaction gets on the scored topic (alert or not)."""
-    return {
+    """The verdict every transaction gets on the scored topic (alert or not); ``card_display`` only for card numbers."""
+    message = {
         "transaction_id": txn.transaction_id,
         "timestamp": format_timestamp(txn.timestamp_ms, txn.utc_offset_min),
         "card_id": txn.card_id,
@@ -202,3 +210,7 @@ def scored_message(txn: Transaction, decision: Decision, bundle: ModelBundle) ->
         "threshold": bundle.threshold,
         "model_version": bundle.version,
     }
+    shown = txn.extra.get(CARD_DISPLAY) if txn.extra else None
+    if shown is not None:
+        message[CARD_DISPLAY] = shown
+    return message

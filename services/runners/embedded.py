@@ -15,6 +15,7 @@ from fraudstream.model.features.store import StateStore
 from fraudstream.model.features.step import FEATURES_VERSION
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
+from fraudstream.services.pipeline.cards import CardIds
 from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record
 from fraudstream.services.runners.checkpoint import Checkpoint, CheckpointFile, CheckpointMismatch
 from fraudstream.services.runners.stats import RunStats
@@ -53,8 +54,10 @@ class EmbeddedRunner:
         first_contact_s: float | None = FIRST_CONTACT_S,
         state_store: str = "memory",
         state_ttl_ms: int | None = None,
+        card_ids: CardIds | None = None,
     ) -> None:
         self.source, self.bundle, self.store, self.checkpoint = source, bundle, store, checkpoint
+        self.card_ids = card_ids  # card numbers -> keyed ids (None: a card number stops the run, see Intake)
         # where a run without a checkpoint starts: a warm-up's state, after the rows it already covered
         self.initial_state, self.initial_position = initial_state, initial_position
         self.window = window
@@ -89,7 +92,7 @@ class EmbeddedRunner:
         stats = self.stats
         stats.position = stats.resumed_from = position
         self._scorer = Scorer(self.bundle, state)
-        admit = Intake(self.source.name, state, window=self.window).admit
+        admit = Intake(self.source.name, state, window=self.window, card_ids=self.card_ids).admit
         self._txns: list[Transaction] = []
         self._arrivals: list[float] = []
         self._letters: list[DeadLetter] = []

@@ -37,6 +37,7 @@ from fraudstream.model.features.store import StateStore
 from fraudstream.model.schema import Transaction
 from fraudstream.model.scoring import Scorer
 from fraudstream.services.kafka.settings import KafkaSettings
+from fraudstream.services.pipeline.cards import CardIds, mask_card_numbers_bytes
 from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record, scored_message
 from fraudstream.services.runners.metrics import PipelineMetrics
 from fraudstream.services.runners.snapshots import SnapshotDir
@@ -107,8 +108,10 @@ class KafkaRunner:
         first_contact_s: float | None = FIRST_CONTACT_S,
         state_store: str = "memory",
         state_ttl_ms: int | None = None,
+        card_ids: CardIds | None = None,
     ) -> None:
         self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
+        self.card_ids = card_ids if card_ids is not None else CardIds(None)  # one cache for all partitions
         self.window = window
         # where each partition's feature state lives (a name in services/stores/state/registry.py) and its TTL
         self.state_store, self.state_ttl_ms = state_store, state_ttl_ms
@@ -225,7 +228,7 @@ class KafkaRunner:
                 continue
             if type(outcome) is Transaction:
                 txns.append(outcome)
-                keys.append(rec.key)
+                keys.append(_scored_key(rec.key, outcome))
                 out.produced_ms.append(rec.timestamp)
             elif outcome is DUPLICATE:
                 duplicates += 1
@@ -239,7 +242,10 @@ class KafkaRunner:
                     ("source.partition", str(tp.partition).encode()),
                     ("source.offset", str(rec.offset).encode()),
                 ]
-                out.messages.append((self.topics.dead_letters, rec.key, rec.value or b"", list(rec.headers or []) + headers))
+                # The message as received, card numbers masked in key, value and headers (the letter's reason already is).
+                out.messages.append((self.topics.dead_letters, mask_card_numbers_bytes(rec.key or b"") or rec.key,
+                                     mask_card_numbers_bytes(rec.value or b""),
+                                     [(k, mask_card_numbers_bytes(v) if v else v) for k, v in rec.headers or []] + headers))
                 out.produced_ms.append(rec.timestamp)
         if replay:
             part.scorer.features(replay)
@@ -279,7 +285,7 @@ class KafkaRunner:
             if start > 0:
                 log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
         self.consumer.seek(tp, start)
-        intake = Intake(f"kafka:{tp.topic}:{tp.partition}", state, window=self.window)
+        intake = Intake(f"kafka:{tp.topic}:{tp.partition}", state, window=self.window, card_ids=self.card_ids)
         self.partitions[tp.partition] = PartitionState(
             Scorer(self.bundle, state), intake, next_offset=start, replay_until=max(committed, start), snapshot_offset=start
         )
@@ -420,3 +426,10 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_lost(self, lost: Any) -> None:
         self.runner._revoke({tp.partition for tp in lost})
+
+
+def _scored_key(key: bytes | None, txn: Transaction) -> bytes | None:
+    """The scored message's key: the input's, unless it holds a card number (then the card's keyed id)."""
+    if key is not None and len(key) >= 13 and key[-1:].isdigit() and mask_card_numbers_bytes(key) != key:
+        return txn.card_id.encode()
+    return key

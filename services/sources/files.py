@@ -88,7 +88,8 @@ def read_transactions(
 
     ``fmt`` is ``canonical``, a preset name or a ``.toml`` column mapping (see
     :func:`~fraudstream.services.sources.mapping.resolve_format`). Rows go through the pipeline
-    core's ``intake`` (default: a fresh one for this file): each bad row, impossible event time or
+    core's ``intake`` (default: a fresh one for this file, with no card-id key, so a card number raises
+    :class:`~fraudstream.services.pipeline.cards.CardKeyMissing`; the commands pass theirs): each bad row, impossible event time or
     reused id becomes a :class:`DeadLetter` in ``dead_letters`` (dropped if None), retries of a
     transaction are skipped (``intake`` counts them), and reading goes on.
     Raises :class:`MappingError` when a CSV header lacks a column for a required field.

@@ -2,7 +2,9 @@
 
 Bad input never stops the stream; it becomes a :class:`DeadLetter` written to a
 :class:`DeadLetterSink`. A letter's :meth:`~DeadLetter.key` (source and position) makes writing it
-twice harmless, so a replay after a crash does not double-count.
+twice harmless, so a replay after a crash does not double-count. Card numbers in a letter's raw text
+or reason are masked when the letter is made (only rejected input pays for the scan), so no sink
+ever receives one in clear.
 
 >>> sink = ListDeadLetterSink()
 >>> sink.write(DeadLetter("data.csv", "12", "amount", "must be greater than 0, got -5.0", "t12,...,-5"))
@@ -21,6 +23,8 @@ from typing import IO, Protocol
 
 import msgspec
 
+from fraudstream.services.pipeline.cards import mask_card_numbers
+
 __all__ = ["DeadLetter", "DeadLetterSink", "JsonlDeadLetterSink", "ListDeadLetterSink", "read_dead_letters"]
 
 MAX_RAW_BYTES = 64 * 1024
@@ -35,9 +39,13 @@ class DeadLetter:
     position: str  # 1-based data row "12", or "partition:offset"
     field: str | None  # None when the record as a whole is unreadable
     reason: str
-    raw: str  # the input as received, cut to 64 KiB of UTF-8
+    raw: str  # the input as received (card numbers masked), cut to 64 KiB of UTF-8
 
     def __post_init__(self) -> None:
+        if isinstance(self.raw, str):
+            object.__setattr__(self, "raw", mask_card_numbers(self.raw))
+        if isinstance(self.reason, str):
+            object.__setattr__(self, "reason", mask_card_numbers(self.reason))
         # Four bytes per character at most, so shorter text cannot exceed the limit: skip the encode.
         if len(self.raw) > MAX_RAW_BYTES // 4:
             encoded = self.raw.encode("utf-8", "surrogatepass")

@@ -490,3 +490,22 @@ def test_live_without_heartbeats_says_where_the_numbers_come_from(filled: Path) 
     at = run_page("Live")
     assert any("No pipeline has reported in the last 15 minutes" in c.value for c in at.caption)
     assert not [m for m in at.metric if m.label.startswith("Throughput")]
+
+
+def test_a_card_number_is_shown_masked_never_in_clear(store_path: Path) -> None:
+    """An alert whose card_id is a card number's keyed id shows the masked number on every page (PCI DSS 3.4.1)."""
+    from fraudstream.model.schema import to_record, validate
+    from fraudstream.services.pipeline.cards import CardIds
+
+    txn = CardIds(b"dashboard-test-key").apply(validate(
+        {"transaction_id": "t-pan", "timestamp": "2026-01-01T00:00:00Z", "card_id": "4111111111111111",
+         "merchant_id": "m1", "amount": 12.5}))
+    store = open_store(store_path)
+    store.write([Alert("t-pan", T0, txn.card_id, "m1", 12.5, 0.9, 0.55, ("far from home",), "v1", to_record(txn))], [])
+    store.close()
+    at = open_link(page="Alert", id="t-pan")
+    text = "\n".join(m.value for m in at.markdown) + "\n".join(str(at.dataframe[i].value) for i in range(len(at.dataframe)))
+    assert "**Card `411111******1111`: 1 alert(s) in the store**" in text
+    assert "4111111111111111" not in text
+    live = run_page("Live")
+    assert list(live.dataframe[0].value["card"]) == ["411111******1111"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fraudstream.model.schema import to_record, validate
+from fraudstream.services.pipeline.cards import CardIds
 from fraudstream.services.pipeline.core import Intake
 from fraudstream.services.sources.files import FileFormatError, RawRow, check_file, read_rows, read_transactions
 from fraudstream.services.sources.mapping import MappingError, resolve_format
@@ -153,8 +154,9 @@ def test_csv_and_jsonl_of_the_same_rows_agree() -> None:
 @pytest.mark.parametrize("name", ["canonical_sample.csv", "canonical_sample.jsonl", "sparkov_sample.csv"])
 def test_gzip_files_read_like_plain_ones(tmp_path: Path, name: str) -> None:
     fmt = "sparkov" if name.startswith("sparkov") else "canonical"
-    plain = list(read_transactions(FIXTURES / name, fmt))
-    packed = list(read_transactions(gzipped(FIXTURES / name, tmp_path), fmt))
+    ids = CardIds(b"a test key for card numbers")  # Sparkov's cc_num are card numbers: they need a key
+    plain = list(read_transactions(FIXTURES / name, fmt, intake=Intake(name, card_ids=ids)))
+    packed = list(read_transactions(gzipped(FIXTURES / name, tmp_path), fmt, intake=Intake(name, card_ids=ids)))
     assert packed == plain and len(plain) >= 4
 
 
@@ -248,10 +250,14 @@ def test_without_a_sink_bad_rows_are_skipped() -> None:
 
 def test_sparkov_preset_on_its_sample() -> None:
     sink = ListDeadLetterSink()
-    txns = [txn for _, txn in read_transactions(FIXTURES / "sparkov_sample.csv", "sparkov", sink)]
+    intake = Intake("sparkov", card_ids=CardIds(b"a test key for card numbers"))
+    txns = [txn for _, txn in read_transactions(FIXTURES / "sparkov_sample.csv", "sparkov", sink, intake)]
     assert sink.letters == [] and len(txns) == 5
     first = txns[0]
-    assert (first.transaction_id, first.card_id, first.amount) == ("0b242abb623afc578575680df30655b9", "2703186189652095", 4.97)
+    assert (first.transaction_id, first.amount) == ("0b242abb623afc578575680df30655b9", 4.97)
+    # cc_num 2703186189652095 is a card number: a keyed id, shown masked, never kept in clear
+    assert first.card_id.startswith("card_") and first.extra["card_display"] == "270318******2095"
+    assert txns[1].card_id == "630423337322"  # 12 digits: not a card number under the rule (13 to 19)
     assert first.merchant_id == "fraud_Rippin, Kub and Mann"
     assert first.extra["job"] == "Psychologist, counselling"
     assert "" not in first.extra and "unix_time" not in first.extra
@@ -275,14 +281,16 @@ def test_handbook_preset_on_its_sample() -> None:
 def test_read_transactions_matches_read_rows_then_mapping_then_validate(name: str, fmt: str) -> None:
     """The fast CSV path and the generic path a runner source takes give the same transactions."""
     mapping = resolve_format(fmt)
+    ids = CardIds(b"a test key for card numbers")
+    pseudonymise = ids.apply  # what the pipeline core does to card numbers after validation
     slow = []
     for row in read_rows(FIXTURES / name):
         assert row.data is not None
         try:
-            slow.append((row.position, validate(row.data if mapping is None else mapping.apply(row.data))))
+            slow.append((row.position, pseudonymise(validate(row.data if mapping is None else mapping.apply(row.data)))))
         except ValueError:
             pass
-    assert list(read_transactions(FIXTURES / name, fmt)) == slow
+    assert list(read_transactions(FIXTURES / name, fmt, intake=Intake(str(FIXTURES / name), card_ids=ids))) == slow
 
 
 def test_user_mapping_file_with_a_bad_row() -> None:
