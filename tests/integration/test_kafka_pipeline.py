@@ -255,6 +255,8 @@ def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path,
     runner = subprocess.Popen([str(BIN), *args, "--metrics-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         def scored_metrics() -> str | None:
+            if runner.poll() is not None:  # a runner that died says why, rather than a 180 s wait
+                pytest.fail(f"the runner exited with {runner.returncode}: {runner.stderr.read()}")
             try:
                 metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
             except OSError:
