@@ -13,8 +13,12 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from support import BIN, CHROMIUM_ARGS, ROOT, VIEWPORT, free_port, serving
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support import BIN, CHROMIUM_ARGS, ROOT, SERVICE_DEADLINE_S, VIEWPORT, free_port, serving
+
+# Waits on what the page shows, with the suite's one generous deadline: Playwright's 5 s default
+# failed on a loaded 2-core machine (a Streamlit rerun took longer), never because the page was wrong.
+expect.set_options(timeout=SERVICE_DEADLINE_S * 1000)
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +37,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh page in its own browser context (1400x1000 viewport), closed after the test."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(SERVICE_DEADLINE_S * 1000)
     yield context.new_page()
     context.close()
 
