@@ -77,9 +77,18 @@ def wait_for(condition: Callable[[], T | None], what: str, timeout: float = SERV
 
 
 def topic_size(bootstrap: str, topic: str) -> int:
-    """Messages in Kafka ``topic`` so far (the sum of its partitions' end offsets; 0 before it exists)."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Messages in Kafka ``topic`` so far (the sum of its partitions' end offsets; 0 before it exists).
 
+    Asks for the list of topics first: a consumer's metadata request for a missing topic would have the broker
+    create it (``auto.create.topics.enable``) with one partition, before the producer under test creates it."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        if topic not in admin.list_topics():
+            return 0
+    finally:
+        admin.close()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]

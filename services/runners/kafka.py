@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
+SOURCE_POLL_S = 0.5  # how often a runner asks whether its source topic exists yet
 
 
 @dataclass(frozen=True)
@@ -143,13 +144,19 @@ class KafkaRunner:
         """Consume until stopped (or idle); raises :class:`~.store_writes.StoreNeverAnswered` if the store
         never answers within ``first_contact_s`` (nothing of the batch committed or snapshotted)."""
         from fraudstream.services.kafka.producer import make_producer
-        from fraudstream.services.kafka.topics import TopicSpec, ensure_topics
+        from fraudstream.services.kafka.topics import TopicSpec, admin_client, ensure_topics
 
         ensure_topics(
             self.settings,
             [TopicSpec(name, replication=self.replication) for name in (self.topics.scored, self.topics.dead_letters)],
         )
         self._wait = StoreWait(self.store, lambda: self._stopping, self.first_contact_s)
+        admin = admin_client(self.settings)
+        try:
+            if not self._await_source(admin):
+                return self.stats  # asked to stop before the source topic existed: nothing was read
+        finally:
+            admin.close()
         self.consumer = self._join()
         self.producer = make_producer(self.settings, acks="all")  # idempotent, large batches
         last_data = time.monotonic()
@@ -328,6 +335,27 @@ class KafkaRunner:
                 self.snapshots.save(self.topics.source, p, part.next_offset, part.scorer.state)
                 part.snapshot_offset = part.next_offset
 
+    def _await_source(self, admin: Any, pause_s: float = SOURCE_POLL_S) -> bool:
+        """Wait until the source topic exists (True), or until asked to stop (False).
+
+        Subscribing to a topic that does not exist yet makes a broker with ``auto.create.topics.enable`` create
+        it with *its* default partition count; a producer started at the same time then finds it and sends
+        every card to that layout instead of the one it asked for, and the per-partition state no longer matches
+        ``score --partitions``. So the runner reads only a topic someone else has created, asking the broker
+        for the list of topics (a request that never creates one).
+        """
+        waited = False
+        while not self._stopping:
+            if self.topics.source in admin.list_topics():
+                return True
+            if not waited:
+                log.warning("topic %s does not exist yet: waiting for it to be created", self.topics.source)
+                waited = True
+            until = time.monotonic() + pause_s
+            while not self._stopping and time.monotonic() < until:
+                time.sleep(min(0.05, pause_s))
+        return False
+
     def _join(self) -> Any:
         """A consumer of the source topic in this runner's group, subscribed (partitions come with the join)."""
         from kafka import KafkaConsumer
@@ -335,6 +363,9 @@ class KafkaRunner:
         consumer = KafkaConsumer(
             **self.settings.client_kwargs(),
             group_id=self.group,
+            # A reader never creates what it reads. kafka-python 3.0.12 does not pass this on to its metadata
+            # requests, so _await_source (run before any consumer exists) is what actually prevents it.
+            allow_auto_create_topics=False,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.batch_size,

@@ -170,6 +170,52 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, workload, tm
     assert scored == ids  # at least once on the topic; the alert store is exactly once
 
 
+def test_a_runner_started_before_the_producer_leaves_the_partitions_to_the_producer(kafka, workload, tmp_path, unique) -> None:
+    """A runner subscribing to a topic that does not exist yet once had the broker create it with its default of
+    one partition; the producer then sent everything there, and the alerts differed from ``score --partitions 3``
+    (a SIGKILL run on a loaded machine, where the runner happened to start first, failed that way)."""
+    data, model, _ = workload
+    topic, partitions = f"tx-{unique}", 3
+    store = tmp_path / "alerts.db"
+    errors = open(tmp_path / "runner.err", "wb")  # noqa: SIM115 (closed once the runner has ended)
+    runner = subprocess.Popen([str(BIN), *runner_args(kafka, topic, f"g-{unique}", store, tmp_path / "state", model)],
+                              stdout=subprocess.DEVNULL, stderr=errors)
+    try:
+        # The runner has got as far as its source topic: it either waits for it, or (the bug) has it created.
+        wait_for(lambda: b"does not exist yet" in (tmp_path / "runner.err").read_bytes() or _topic_exists(kafka, topic),
+                 "the runner to look for its source topic")
+        produce(kafka, topic, data, partitions)
+        assert runner.wait(timeout=600) == 0, (tmp_path / "runner.err").read_text(errors="replace")
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        errors.close()
+    assert _partitions_of(kafka, topic) == partitions
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+
+
+def _topic_exists(bootstrap: str, topic: str) -> bool:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return topic in admin.list_topics()
+    finally:
+        admin.close()
+
+
+def _partitions_of(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (description,) = admin.describe_topics([topic])
+        return len(description["partitions"])
+    finally:
+        admin.close()
+
+
 def test_a_second_runner_takes_over_when_one_is_killed(kafka, workload, tmp_path, unique) -> None:
     data, model, _ = workload
     topic, partitions, group = f"tx-{unique}", 4, f"g-{unique}"

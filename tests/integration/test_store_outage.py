@@ -28,9 +28,11 @@ def test_the_alert_store_going_down_mid_run_loses_and_doubles_nothing(kafka, tmp
     cli("train", "--data", str(tmp_path / "history.csv"), "--model-out", str(tmp_path / "model"))
     cli("generate", "--out", str(tmp_path / "stream.jsonl"), "--cards", "1500", "--days", "5", "--seed", "32")
     topic, partitions = f"tx-{unique}", 2
-    # Live traffic (about 15 s) so the outage lands while alerts are being written.
+    # Live traffic (about 15,000 rows at 200/s: 75 s) so the outage lands while alerts are being written. It spans
+    # well over a minute so that, even on a loaded machine where the runner takes long to start and store its first
+    # alerts, production is still going when the store goes down (asserted below: otherwise nothing is proved).
     producing = threading.Thread(target=cli, args=("produce", "--data", str(tmp_path / "stream.jsonl"), "--topic", topic,
-                                                   "--bootstrap", kafka, "--partitions", str(partitions), "--rate", "1200"))
+                                                   "--bootstrap", kafka, "--partitions", str(partitions), "--rate", "200"))
     producing.start()
     log = tmp_path / "runner.log"
     errors = log.open("wb")  # noqa: SIM115 (closed once the runner has ended)

@@ -113,3 +113,43 @@ def test_caught_up_asks_the_broker_for_ends_no_fetch_has_reported() -> None:
     assert not runner._caught_up(tps)
     runner.consumer = Consumer(dict.fromkeys(tps, 40), fail=True)
     assert not runner._caught_up(tps)
+
+
+def test_the_runner_waits_for_its_source_topic_instead_of_having_the_broker_create_it(monkeypatch) -> None:
+    """A consumer subscribing to a missing topic made the broker auto-create it with its default partition count (1)
+    when the runner started before the producer on a loaded machine; the producer then sent every card to that one
+    partition and the alerts no longer matched ``score --partitions 3``. The runner must wait for the topic, asking
+    only for the list of topics, and its consumer must never create one."""
+    import kafka
+
+    from fraudstream.services.runners.kafka import KafkaRunner, KafkaTopics
+
+    class Admin:
+        def __init__(self, appears_after: int) -> None:
+            self.calls, self.appears_after = 0, appears_after
+
+        def list_topics(self) -> list[str]:
+            self.calls += 1
+            return ["other"] + (["tx"] if self.calls > self.appears_after else [])
+
+    runner = KafkaRunner.__new__(KafkaRunner)
+    runner.topics, runner._stopping = KafkaTopics("tx"), False
+    admin = Admin(appears_after=2)
+    assert runner._await_source(admin, pause_s=0.0) is True
+    assert admin.calls == 3  # asked until it appeared, and no further
+    runner._stopping = True  # a stop while waiting ends the wait at once
+    assert runner._await_source(Admin(appears_after=10**9), pause_s=60.0) is False
+
+    made: list[dict] = []
+
+    class Consumer:
+        def __init__(self, **kwargs) -> None:
+            made.append(kwargs)
+
+        def subscribe(self, topics: list[str], listener=None) -> None:
+            self.topics = topics
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", Consumer)
+    runner.settings, runner.group, runner.batch_size, runner.session_timeout_ms = KafkaSettings(), "g", 10, 6000
+    consumer = runner._join()
+    assert consumer.topics == ["tx"] and made[0]["allow_auto_create_topics"] is False
