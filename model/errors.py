@@ -23,6 +23,7 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── RequestFailed            services/stores/alerts/search_engine.py (RuntimeError)
     │   ├── TransportFailure         services/stores/alerts/search_engine.py
     │   ├── KafkaUnavailable         services/kafka/topics.py         (ConnectionError)
+    │   ├── StateStoreUnavailable    services/stores/state/errors.py  (ConnectionError)
     │   ├── TopicError               services/kafka/topics.py         (RuntimeError)
     │   └── StoreNeverAnswered       services/runners/store_writes.py (RuntimeError)
     ├── DataIntegrityError           exit 4  a model bundle or checkpoint is missing, damaged or mismatched
@@ -93,6 +94,7 @@ EXTRAS: dict[str, str] = {
     "altair": "dashboard",
     "pandas": "dashboard",
     "sklearn": "train",
+    "redis": "api",
 }
 
 

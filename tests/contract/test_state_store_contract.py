@@ -8,15 +8,17 @@ empty one with a given TTL; a backend that needs a real service is marked ``inte
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
-from support import HOUR, T0, make_txn
+from support import HOUR, T0, make_txn, service
 
 from fraudstream.model.features.ids import CONFLICT, NEW, RETRY
 from fraudstream.model.features.state import DAY_MS, CardState, MerchantState
@@ -28,9 +30,23 @@ from fraudstream.services.stores.state.registry import STATE_STORES, open_state_
 
 Factory = Callable[[int | None], StateStore]  # ttl_ms -> an empty store
 
+
+@functools.cache
+def redis_url() -> str:
+    """The project's Redis (scripts/services/redis, on $REDIS_PORT), started once and left running for reuse."""
+    return service("redis", "start")
+
+
+def open_redis(ttl: int | None) -> StateStore:
+    """An empty Redis store: a fresh key prefix in the shared test Redis."""
+    return open_state_store("redis", ttl_ms=ttl, url=redis_url(), prefix=f"contract-{uuid.uuid4().hex[:12]}:",
+                            socket_timeout=30)
+
+
 # One case per registered backend: how to open an empty store with a TTL, and its pytest marks.
 CASES: dict[str, tuple[Factory, list[Any]]] = {
     "memory": (lambda ttl: open_state_store("memory", ttl_ms=ttl), []),
+    "redis": (open_redis, [pytest.mark.integration]),
 }
 # What runtimes wrap stores in: held to the same contract.
 WRAPPERS: dict[str, tuple[Factory, list[Any]]] = {

@@ -7,6 +7,7 @@ case in ``tests/contract/test_state_store_contract.py``.
 """
 
 from fraudstream.model.features.store import StateSizes, StateStore
+from fraudstream.services.stores.state.errors import StateStoreUnavailable
 from fraudstream.services.stores.state.registry import STATE_STORES, open_state_store
 
-__all__ = ["STATE_STORES", "StateSizes", "StateStore", "open_state_store"]
+__all__ = ["STATE_STORES", "StateSizes", "StateStore", "StateStoreUnavailable", "open_state_store"]

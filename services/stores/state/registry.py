@@ -19,6 +19,7 @@ from fraudstream.model.features.store import StateStore
 # name -> "module:Class". One line per backend.
 STATE_STORES: dict[str, str] = {
     "memory": "fraudstream.model.features.keyed:FeatureState",
+    "redis": "fraudstream.services.stores.state.redis:RedisStateStore",
 }
 
 
