@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from fraudstream.model.errors import require
-from fraudstream.model.features.ids import remember_id
+from fraudstream.model.features.ids import NEW, remember_id
 from fraudstream.model.features.state import DAY_MS, CardState, MerchantState
 from fraudstream.model.features.step import step
 from fraudstream.model.features.store import StateSizes, check_ttl
@@ -169,7 +169,7 @@ class RedisStateStore:
                 (_, value) = self._roundtrip(conn, [(b"WATCH", key), (b"GET", key)])
                 card = CardState() if value is None else CardState.from_list(_decode(value))
                 answer = remember_id(card, txn)
-                if answer != 0:  # a retry or a conflict changes nothing
+                if answer != NEW:  # a retry or a conflict changes nothing
                     self._roundtrip(conn, [(b"UNWATCH",)])
                     return answer
                 if self._commit(conn, [(b"SET", key, _encode(card.to_list()), *self._px)]):
@@ -186,8 +186,10 @@ class RedisStateStore:
 
     def expire(self) -> int:
         """Drop the cards and merchants idle for more than ``ttl_ms`` of event time (the protocol's rule)."""
+        if self.ttl_ms is None:
+            return 0
         newest = self.newest_ms
-        if self.ttl_ms is None or newest is None:
+        if newest is None:
             return 0
         idle_before = newest - self.ttl_ms
         dropped = 0
