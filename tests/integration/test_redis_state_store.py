@@ -290,3 +290,21 @@ def test_expire_drops_only_what_the_event_time_rule_calls_idle_and_leaves_concur
     store.features(make_txn(100, T0 + 3 * DAY_MS, card_id="new", merchant_id="m-new"))
     assert store.expire() == 40 + 4
     assert store.sizes() == (1, 1) and store.expire() == 0
+
+
+def test_a_runner_checkpoint_of_the_memory_store_seeds_redis_and_back(redis_url: str) -> None:
+    """Both stores speak the same snapshot, so an API can start from a runner's state and hand it back."""
+    import msgspec
+
+    txns = [make_txn(i, T0 + i * 600_000, card_id=f"card-{i % 7}", merchant_id=f"m-{i % 3}", amount=1.0 + i)
+            for i in range(200)]
+    memory, redis_store = FeatureState(30 * DAY_MS), store_at(redis_url, 30 * DAY_MS)
+    memory.features_many(txns[:120])
+    for txn in txns[:120:10]:
+        memory.remember_id(txn)
+    redis_store.restore(msgspec.msgpack.decode(msgspec.msgpack.encode(memory.snapshot())))
+    assert redis_store.snapshot() == msgspec.msgpack.decode(msgspec.msgpack.encode(memory.snapshot()))
+    assert redis_store.newest_ms == memory.newest_ms
+    assert redis_store.features_many(txns[120:]) == memory.features_many(txns[120:])
+    back = FeatureState.from_snapshot(redis_store.snapshot(), 30 * DAY_MS)
+    assert back.snapshot() == msgspec.msgpack.decode(msgspec.msgpack.encode(memory.snapshot()))
