@@ -54,6 +54,7 @@ class KeyRing:
         self._clock = clock
         self._lock = threading.Lock()
         self._from_file: frozenset[bytes] = frozenset()
+        self._all = fixed
         self._checked = float("-inf")
         if path is not None:
             self._reload(force=True)
@@ -64,14 +65,14 @@ class KeyRing:
 
     def __len__(self) -> int:
         self._maybe_reload()
-        return len(self._fixed | self._from_file)
+        return len(self._all)
 
     def knows(self, key: str) -> bool:
         """Whether ``key`` is valid now; every stored digest is compared (constant time, no early exit)."""
         self._maybe_reload()
         candidate = digest(key)
         found = False
-        for stored in self._fixed | self._from_file:
+        for stored in self._all:
             found |= hmac.compare_digest(candidate, stored)
         return found
 
@@ -97,4 +98,5 @@ class KeyRing:
             keys = parse_keys(text)
             if keys != self._from_file:
                 self._from_file = keys
+                self._all = self._fixed | keys
                 log.info("API keys file %s read: %d key(s)", self._path, len(keys))

@@ -138,4 +138,5 @@ def test_the_openapi_document_has_the_endpoints_with_examples(client: TestClient
     assert doc["components"]["schemas"]["LabelIn"]["examples"]
     assert {"/v1/score/batch", "/v1/alerts", "/v1/alerts/{transaction_id}", "/v1/alerts/{transaction_id}/labels",
             "/healthz", "/readyz", "/metrics"} <= set(doc["paths"])
-    assert {"HTTPBearer", "APIKeyHeader"} <= set(doc["components"]["securitySchemes"])
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert score["security"] == [{"bearer": []}, {"apiKey": []}] and "security" not in doc["paths"]["/healthz"]["get"]
