@@ -188,6 +188,8 @@ def test_with_the_state_store_down_it_answers_from_the_transaction_alone_and_say
         assert c.get("/readyz").json() == {"status": "degraded", "checks": {
             "model": "ok", "state_store": "unreachable", "alert_store": "ok"}}
         assert metric(c, "fraudstream_api_state_store_errors_total") == 10
+        retried = post(c, rows[0])  # answered before the outage: the same answer, not a degraded one
+        assert retried.json() == before[0] and retried.headers["X-Fraudstream-Retry"] == "1"
         state.down = False
         after = post(c, rows[40]).json()
         assert after["state_available"] is True
