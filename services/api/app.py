@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await run_in_threadpool(runtime.stop)
+            await run_in_threadpool(runtime.flush)
 
     app = FastAPI(
         title="fraudstream scoring API", version=API_VERSION, lifespan=lifespan,

@@ -221,3 +221,12 @@ def test_requests_are_counted_by_route_template_and_status(client: TestClient, r
     assert metric(client, "fraudstream_api_requests_total", method="GET", route="/v1/alerts/{transaction_id}", status="404") == 1
     assert metric(client, "fraudstream_api_requests_total", method="GET", route="unmatched", status="404") == 1
     assert metric(client, "fraudstream_api_request_seconds_count", route="/v1/score") == 2
+
+
+def test_the_model_is_loaded_once_per_process_even_if_startup_runs_again(make_app: Callable[..., FastAPI]) -> None:
+    app = make_app()  # an adapter such as Mangum runs the startup and shutdown around every event
+    with TestClient(app):
+        first = app.state.runtime.service
+    with TestClient(app) as again:
+        assert app.state.runtime.service is first
+        assert again.get("/readyz").status_code == 200
