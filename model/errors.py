@@ -17,7 +17,9 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── CardKeyMissing           services/pipeline/cards.py
     │   ├── UnknownStateStore        services/stores/state/registry.py (ValueError)
     │   ├── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
-    │   └── SettingsError            services/settings.py             (ValueError)
+    │   ├── SettingsError            services/settings.py             (ValueError)
+    │   ├── ApiKeysMissing           services/api/auth.py             (ValueError)
+    │   └── ApiError                 services/api/errors.py  (a request the API refuses, with its HTTP status)
     ├── ServiceError                 exit 3  a service (Kafka, a search engine) is unreachable or refuses
     │   ├── StoreUnavailable         services/stores/alerts/base.py   (ConnectionError)
     │   ├── RequestFailed            services/stores/alerts/search_engine.py (RuntimeError)
@@ -95,6 +97,9 @@ EXTRAS: dict[str, str] = {
     "pandas": "dashboard",
     "sklearn": "train",
     "redis": "api",
+    "fastapi": "api",
+    "starlette": "api",
+    "uvicorn": "api",
 }
 
 

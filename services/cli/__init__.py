@@ -17,6 +17,7 @@ from fraudstream.services.cli.generate import generate
 from fraudstream.services.cli.produce import produce
 from fraudstream.services.cli.run import run
 from fraudstream.services.cli.score import score
+from fraudstream.services.cli.serve import serve
 from fraudstream.services.cli.train import train
 
 EXIT_CODES = "\n".join(["Exit codes:", *(f"  {code}  {meaning}" for code, meaning in exit_codes())])
@@ -37,6 +38,7 @@ app.command()(evaluate)
 app.command()(run)
 app.command()(produce)
 app.command()(dashboard)
+app.command()(serve)
 app.command()(config)
 
 
