@@ -93,6 +93,9 @@ EXTRAS: dict[str, str] = {
     "altair": "dashboard",
     "pandas": "dashboard",
     "sklearn": "train",
+    "fastapi": "api",
+    "starlette": "api",
+    "uvicorn": "api",
 }
 
 

@@ -13,6 +13,8 @@ this module. A section per area, each field with exactly one environment variabl
     [pipeline]   not_before, max_ahead_hours   FRAUDSTREAM_PIPELINE_<FIELD>
     [dashboard]  address, port, base_path      FRAUDSTREAM_DASHBOARD_<FIELD>
     [card_ids]   key                           FRAUDSTREAM_CARD_ID_KEY
+    [api]        state, state_ttl_days, max_batch, max_body_bytes, cors_origins, answer_cache, keys,
+                 keys_file, label_keys, label_keys_file, insecure_no_auth   FRAUDSTREAM_API_<FIELD>
 
 The alert store's backend is chosen by the scheme of ``store.url`` (the registry's one line per
 backend); each search engine has its own section for what a URL must not carry (credentials).
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_ENV",
+    "ApiSettings",
     "CardIdSettings",
     "DashboardSettings",
     "KafkaSection",
@@ -205,6 +208,38 @@ class CardIdSettings(Section):
     key: SecretStr | None = Field(None, json_schema_extra={"env": "FRAUDSTREAM_CARD_ID_KEY"})
 
 
+class ApiSettings(Section):
+    """The scoring API (``fraudstream serve``, the Lambda handler): its state store, limits, CORS and API keys.
+
+    ``state`` is ``memory`` (one process's own state; the default) or a state-store URL such as
+    ``redis://host:6379/0``. Keys are secrets (environment only); a keys file holds one key per line and is
+    re-read when it changes, so a key is rotated without a restart (both keys valid while the file lists both).
+    """
+
+    env_prefix = "FRAUDSTREAM_API_"
+    state: str = Field("memory", min_length=1)
+    state_ttl_days: float | None = Field(None, gt=0)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    cors_origins: str = ""  # comma-separated origins allowed to call from a browser; empty: CORS off
+    answer_cache: int = Field(100_000, ge=0)  # first answers kept for retries (by transaction_id)
+    keys: SecretStr | None = None
+    keys_file: Path | None = None
+    label_keys: SecretStr | None = None
+    label_keys_file: Path | None = None
+    insecure_no_auth: bool = False  # local development only: serve without any key
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """``cors_origins`` split on commas."""
+        return tuple(o.strip() for o in self.cors_origins.split(",") if o.strip())
+
+    @property
+    def state_ttl_ms(self) -> int | None:
+        """``state_ttl_days`` in milliseconds (None: idle cards never expire, as in ``score`` and ``run``)."""
+        return None if self.state_ttl_days is None else round(self.state_ttl_days * 86_400_000)
+
+
 class Settings(BaseSettings):
     """Every setting of fraudstream, one section per area; build it with :func:`load_settings`.
 
@@ -222,6 +257,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     dashboard: DashboardSettings = DashboardSettings()
     card_ids: CardIdSettings = CardIdSettings()
+    api: ApiSettings = ApiSettings()
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -18,6 +18,7 @@ from fraudstream.services.cli.package_lambda import package_lambda
 from fraudstream.services.cli.produce import produce
 from fraudstream.services.cli.run import run
 from fraudstream.services.cli.score import score
+from fraudstream.services.cli.serve import serve
 from fraudstream.services.cli.train import train
 
 EXIT_CODES = "\n".join(["Exit codes:", *(f"  {code}  {meaning}" for code, meaning in exit_codes())])
@@ -38,6 +39,7 @@ app.command()(evaluate)
 app.command()(run)
 app.command()(produce)
 app.command()(dashboard)
+app.command()(serve)
 app.command()(config)
 app.command(name="package-lambda")(package_lambda)
 
