@@ -40,6 +40,7 @@ from fraudstream.model.errors import InputError, ServiceError
 ZIPPED_LIMIT = 50 * 1024 * 1024  # Lambda's limit for a zip uploaded directly
 UNZIPPED_LIMIT = 250 * 1024 * 1024  # Lambda's limit for the unpacked function and its layers
 HANDLER = "lambda_function.lambda_handler"
+TASK_ROOT = "/var/task"  # where Lambda unpacks the zip
 BUNDLE_DIR = "bundle"
 PROJECT_PACKAGES = ("model", "services")  # fraudstream.<name> shipped; the dashboard and operator are not
 EXTRA = "api"
@@ -256,9 +257,11 @@ def copy_bundle(model: Path, staging: Path) -> None:
 
 
 def precompile(staging: Path, python: Path) -> bool:
-    """Compile every module with the target interpreter: /var/task is read-only, so Lambda could not cache them."""
+    """Compile every module with the target interpreter: /var/task is read-only, so Lambda could not cache them.
+
+    Hash-based (zip timestamps would not match the sources) and named as they will be on Lambda (reproducible)."""
     done = subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-                           str(staging)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                           "-s", str(staging), "-p", TASK_ROOT, str(staging)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
     return done.returncode == 0
 
 
