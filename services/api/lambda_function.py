@@ -4,7 +4,8 @@ API Gateway (REST API v1 and HTTP API v2 events) through Mangum.
 Asking for ``lambda_handler`` is the container's init, done once (the runtime client asks when it
 starts, before the first event; so does the zip's root module when Lambda imports it): it reads the API
 keys (from the environment, or from Secrets Manager when ``FRAUDSTREAM_API_KEYS_SECRET_ARN`` names a
-secret), builds the app, and loads the model bundle and the stores. Mangum's lifespan is off because Mangum would run the app's startup and
+secret; likewise the label keys and the OpenSearch password), builds the app, and loads the model bundle
+and the stores. Mangum's lifespan is off because Mangum would run the app's startup and
 shutdown around every invocation (closing the stores each time); the runtime is started here instead.
 
 The deployment zip (``fraudstream package-lambda``) puts a ``lambda_function.py`` at its root that
@@ -26,6 +27,7 @@ from fraudstream.services.api.app import create_app
 SECRET_VARIABLES = {
     "FRAUDSTREAM_API_KEYS_SECRET_ARN": "FRAUDSTREAM_API_KEYS",
     "FRAUDSTREAM_API_LABEL_KEYS_SECRET_ARN": "FRAUDSTREAM_API_LABEL_KEYS",
+    "FRAUDSTREAM_OPENSEARCH_PASSWORD_SECRET_ARN": "FRAUDSTREAM_OPENSEARCH_PASSWORD",
 }
 
 
