@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -15,6 +16,11 @@ INPUT = "Input"
 TARGET = "Lambda runtime"
 OUTPUT = "Output"
 DEFAULT_OUT = Path("var") / "lambda" / "fraudstream-lambda.zip"
+
+
+def cache_root() -> Path:
+    """Where downloads and installed dependency sets are kept (``$FRAUDSTREAM_CACHE``, like the service scripts)."""
+    return Path(os.environ.get("FRAUDSTREAM_CACHE") or Path.home() / ".cache" / "fraudstream")
 
 
 def package_lambda(
@@ -42,8 +48,8 @@ def package_lambda(
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task("starting", total=None)
-        report = build(config.paths.model, out, python=python, with_opensearch=not no_opensearch, build_python=build_python,
-                       step=lambda text: progress.update(task, description=escape(text)))
+        report = build(config.paths.model, out, python=python, with_opensearch=not no_opensearch,
+                       build_python=build_python, cache=cache_root(), step=lambda text: progress.update(task, description=escape(text)))
     table = Table(title=f"{report.path} for {report.runtime.identifier} x86_64, handler {HANDLER}")
     table.add_column("size")
     table.add_column("bytes", justify="right")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -58,17 +57,15 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same inputs give the s
 LAMBDA_SHIM = '''\
 """AWS Lambda entry point (handler: lambda_function.lambda_handler), written by `fraudstream package-lambda`.
 
-The model bundle packaged beside this file is the default; FRAUDSTREAM_MODEL overrides it.
+Built at import, which is the container's init: the model bundle packaged beside this file is the model
+unless FRAUDSTREAM_MODEL names another.
 """
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("FRAUDSTREAM_MODEL", str(Path(__file__).resolve().with_name("bundle")))
+from fraudstream.services.api.lambda_function import build_handler
 
-from fraudstream.services.api.lambda_function import lambda_handler  # noqa: E402  loads the app and the model once
-
-__all__ = ["lambda_handler"]
+lambda_handler = build_handler(bundle=Path(__file__).resolve().with_name("bundle"))
 '''
 
 
@@ -148,11 +145,6 @@ def serving_requirements(with_opensearch: bool = True) -> list[str]:
     return chosen
 
 
-def cache_root() -> Path:
-    """Where downloads and installed dependency sets are kept (``$FRAUDSTREAM_CACHE``, like the service scripts)."""
-    return Path(os.environ.get("FRAUDSTREAM_CACHE") or Path.home() / ".cache" / "fraudstream")
-
-
 def install_dependencies(requirements: list[str], runtime: Runtime, cache: Path) -> Path:
     """A folder holding ``requirements`` installed for ``runtime`` (cached by requirement set; pip only on a miss)."""
     key = hashlib.sha256(json.dumps([sorted(requirements), runtime.python, runtime.platforms]).encode()).hexdigest()
@@ -189,8 +181,7 @@ def find_python(version: str) -> Path | None:
     candidates: list[Path] = []
     if found := shutil.which(f"python{version}"):
         candidates.append(Path(found))
-    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    candidates += sorted(pyenv.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
+    candidates += sorted((Path.home() / ".pyenv").glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
     for candidate in candidates:
         try:
             ran = subprocess.run([str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -220,8 +211,7 @@ def place_kernel(detectors: Path, runtime: Runtime, python: Path | None, staging
     elif source.exists() and python is not None:
         include = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
                                  capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL).stdout.strip()
-        compiler = os.environ.get("CC", "cc")
-        compiled = subprocess.run([compiler, "-O3", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)],
+        compiled = subprocess.run(["cc", "-O3", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)],
                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if compiled.returncode != 0:
             return f"numpy backend: compiling the C kernel for Python {runtime.python} failed: {compiled.stderr.strip()[-300:]}"
@@ -325,9 +315,10 @@ def mib(size: int) -> str:
 
 def build(
     model: Path, out: Path, *, python: str = DEFAULT_PYTHON, with_opensearch: bool = True,
-    build_python: Path | None = None, cache: Path | None = None, step: Step = lambda _: None,
+    build_python: Path | None = None, cache: Path, step: Step = lambda _: None,
 ) -> PackageReport:
     """Build the Lambda zip of the scoring API with ``model`` at ``out``; ``step`` hears each stage's name.
+    ``cache`` keeps pip's downloads and the installed dependency sets between builds.
 
     Nothing is written at ``out`` unless the package is within Lambda's limits.
     """
@@ -336,7 +327,6 @@ def build(
         raise PackagingError(f"--python-version must be one of {', '.join(RUNTIMES)} (Lambda's x86_64 runtimes), got {python}")
     if build_python is not None and not build_python.exists():
         raise PackagingError(f"--build-python {build_python} does not exist")
-    cache = cache or cache_root()
     interpreter = build_python or (Path(sys.executable) if f"{sys.version_info[0]}.{sys.version_info[1]}" == python
                                    else find_python(python))
     requirements = serving_requirements(with_opensearch)

@@ -24,8 +24,9 @@ from support import BASE, BIN, T0, make_txn
 
 from fraudstream.model.bundle import load_bundle
 from fraudstream.model.scoring import Scorer
+from fraudstream.services.cli.package_lambda import cache_root
 from fraudstream.services.packaging.lambda_zip import (
-    FORBIDDEN, RUNTIMES, UNZIPPED_LIMIT, ZIPPED_LIMIT, cache_root, find_python, install_dependencies,
+    FORBIDDEN, RUNTIMES, UNZIPPED_LIMIT, ZIPPED_LIMIT, find_python, install_dependencies,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

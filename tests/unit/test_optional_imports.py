@@ -24,6 +24,7 @@ OPTIONAL = sorted(EXTRAS)  # kafka, crc32c, elasticsearch, opensearchpy, streaml
 FEATURE_MODULES = {
     "fraudstream.services.runners.kafka": "the Kafka runner needs kafka, which is not installed: pip install 'fraudstream[kafka]'",
     "fraudstream.dashboard": "the dashboard needs streamlit, which is not installed: pip install 'fraudstream[dashboard]'",
+    "fraudstream.services.api.lambda_function": "the Lambda handler needs mangum, which is not installed: pip install 'fraudstream[api]'",
 }
 
 BLOCKER = """

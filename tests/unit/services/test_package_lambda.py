@@ -98,7 +98,7 @@ def test_the_zip_has_the_handler_the_bundle_and_fraudstream_at_its_root(offline,
         assert "fraudstream/model/detectors/_forest.cpython-311-x86_64-linux-gnu.so" in names, report.kernel
     assert report.zipped_bytes == report.path.stat().st_size and report.unzipped_bytes > report.zipped_bytes
     shim = zipfile.ZipFile(report.path).read("lambda_function.py").decode()
-    assert "from fraudstream.services.api.lambda_function import lambda_handler" in shim
+    assert "lambda_handler = build_handler(bundle=" in shim
 
 
 def test_the_same_inputs_give_the_same_zip(offline, model: Path, tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_a_damaged_bundle_stops_the_build(offline, model: Path, tmp_path: Path) 
 
 def test_an_unknown_runtime_is_refused(model: Path, tmp_path: Path) -> None:
     with pytest.raises(PackagingError, match="3.11, 3.12"):
-        build(model, tmp_path / "fn.zip", python="3.9")
+        build(model, tmp_path / "fn.zip", python="3.9", cache=tmp_path / "cache")
 
 
 def test_the_command_prints_both_sizes_against_the_limits(offline, model: Path, tmp_path: Path) -> None:
@@ -178,26 +178,33 @@ class FakeSecrets:
 
 
 def test_api_keys_come_from_the_secret_named_by_the_environment() -> None:
-    environ = {"FRAUDSTREAM_API_KEYS_SECRET_ARN": "arn:keys"}
     client = FakeSecrets()
-    assert lambda_function.load_secrets(environ, client) == ["FRAUDSTREAM_API_KEYS"]
-    assert environ["FRAUDSTREAM_API_KEYS"] == "key-one,key-two"
+    settings = lambda_function.lambda_settings({"FRAUDSTREAM_API_KEYS_SECRET_ARN": "arn:keys"}, client=client)
+    assert settings.api.keys is not None and settings.api.keys.get_secret_value() == "key-one,key-two"
     assert client.asked == ["arn:keys"]
 
 
 def test_keys_already_in_the_environment_are_not_fetched() -> None:
-    environ = {"FRAUDSTREAM_API_KEYS_SECRET_ARN": "arn:keys", "FRAUDSTREAM_API_KEYS": "local"}
     client = FakeSecrets()
-    assert lambda_function.load_secrets(environ, client) == []
-    assert environ["FRAUDSTREAM_API_KEYS"] == "local" and client.asked == []
+    environ = {"FRAUDSTREAM_API_KEYS_SECRET_ARN": "arn:keys", "FRAUDSTREAM_API_KEYS": "local"}
+    settings = lambda_function.lambda_settings(environ, client=client)
+    assert settings.api.keys is not None and settings.api.keys.get_secret_value() == "local"
+    assert client.asked == []
 
 
 def test_an_unreadable_secret_is_named_without_its_value() -> None:
     from fraudstream.model.errors import ServiceError
 
     with pytest.raises(ServiceError, match="arn:missing") as error:
-        lambda_function.load_secrets({"FRAUDSTREAM_API_LABEL_KEYS_SECRET_ARN": "arn:missing"}, FakeSecrets())
+        lambda_function.secrets({"FRAUDSTREAM_API_LABEL_KEYS_SECRET_ARN": "arn:missing"}, FakeSecrets())
     assert "key-one" not in str(error.value)
+
+
+def test_the_packaged_bundle_is_the_model_unless_the_environment_names_one(tmp_path: Path) -> None:
+    packaged = tmp_path / "bundle"
+    assert lambda_function.lambda_settings({}, bundle=packaged).paths.model == packaged
+    named = lambda_function.lambda_settings({"FRAUDSTREAM_MODEL": "/opt/model"}, bundle=packaged)
+    assert named.paths.model == Path("/opt/model")
 
 
 def test_importing_the_handler_module_starts_nothing() -> None:
