@@ -19,7 +19,9 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
     │   ├── PackagingError           services/packaging/lambda_zip.py
     │   ├── PackageTooLarge          services/packaging/lambda_zip.py (a PackagingError)
-    │   └── SettingsError            services/settings.py             (ValueError)
+    │   ├── SettingsError            services/settings.py             (ValueError)
+    │   ├── ApiKeysMissing           services/api/auth.py             (ValueError)
+    │   └── ApiError                 services/api/errors.py  (a request the API refuses, with its HTTP status)
     ├── ServiceError                 exit 3  a service (Kafka, a search engine) is unreachable or refuses
     │   ├── StoreUnavailable         services/stores/alerts/base.py   (ConnectionError)
     │   ├── RequestFailed            services/stores/alerts/search_engine.py (RuntimeError)

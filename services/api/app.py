@@ -20,7 +20,7 @@ from fraudstream.services.api.limits import BodyLimitMiddleware
 from fraudstream.services.api.metrics import ApiMetrics, MetricsMiddleware
 from fraudstream.services.api.routes import alerts, health, score
 from fraudstream.services.api.runtime import Runtime
-from fraudstream.services.api.security import Guard, requires
+from fraudstream.services.api.security import Guard, document_security, requires
 from fraudstream.services.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(score.router)
     app.include_router(alerts.router)
+
+    def openapi_document() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi_document  # type: ignore[method-assign]
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(requires("read"))])
     async def openapi(request: Request) -> JSONResponse:

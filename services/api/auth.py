@@ -1,7 +1,7 @@
 """API keys: held only as SHA-256 digests, compared in constant time, rotated without a restart.
 
 Keys come from a comma-separated variable and/or a mounted file (one key per line, ``#`` comments),
-re-read when the file changes (checked at most once a second), so a rotation is: add the new key to
+re-read at most once a second, so a rotation is: add the new key to
 the file, move the callers, remove the old one. Two scopes: scoring keys score and read alerts;
 label keys label and read alerts. A key is never logged or echoed.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -54,8 +53,8 @@ class KeyRing:
         self._path = path
         self._clock = clock
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
         self._from_file: frozenset[bytes] = frozenset()
+        self._all = fixed
         self._checked = float("-inf")
         if path is not None:
             self._reload(force=True)
@@ -66,14 +65,14 @@ class KeyRing:
 
     def __len__(self) -> int:
         self._maybe_reload()
-        return len(self._fixed | self._from_file)
+        return len(self._all)
 
     def knows(self, key: str) -> bool:
         """Whether ``key`` is valid now; every stored digest is compared (constant time, no early exit)."""
         self._maybe_reload()
         candidate = digest(key)
         found = False
-        for stored in self._fixed | self._from_file:
+        for stored in self._all:
             found |= hmac.compare_digest(candidate, stored)
         return found
 
@@ -83,14 +82,12 @@ class KeyRing:
         self._reload()
 
     def _reload(self, force: bool = False) -> None:
+        # The whole (small) file is read again rather than trusting its modification time: a mounted secret
+        # is swapped by a symlink flip, and two writes within the file system's time granularity look alike.
         assert self._path is not None
         with self._lock:
             self._checked = self._clock()
             try:
-                info = os.stat(self._path)
-                stamp = (info.st_mtime_ns, info.st_size)
-                if not force and stamp == self._stamp:
-                    return
                 text = self._path.read_text(encoding="utf-8")
             except OSError as error:
                 if force:
@@ -98,7 +95,8 @@ class KeyRing:
                 log.warning("cannot re-read the API keys file %s (%s); keeping the keys read before",
                             self._path, error.strerror or error)
                 return
-            self._from_file = parse_keys(text)
-            self._stamp = stamp
-            log.info("API keys file read: %d key(s)", len(self._from_file))
-
+            keys = parse_keys(text)
+            if keys != self._from_file:
+                self._from_file = keys
+                self._all = self._fixed | keys
+                log.info("API keys file %s read: %d key(s)", self._path, len(keys))

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fraudstream.model.errors import InputError
 from fraudstream.services.stores.alerts.base import AlertNotFound
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,8 @@ def problem(status: int, field: str | None = None, reason: str | None = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class ApiError(Exception):
-    """Raised by routes to answer ``status`` (with an optional field and reason)."""
+class ApiError(InputError):
+    """A request the API refuses: raised by routes to answer ``status`` (with the field and the reason)."""
 
     def __init__(self, status: int, field: str | None = None, reason: str | None = None) -> None:
         super().__init__(status)

@@ -8,14 +8,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-TOO_LARGE = json.dumps({"error": "too large", "reason": "the request body is larger than the limit"}).encode()
-
-
-class _TooLarge(HTTPException):
-    """Raised while a route reads a body that turns out too long; the app's HTTP error handler answers 413."""
-
-    def __init__(self) -> None:
-        super().__init__(413)
+TOO_LARGE = json.dumps({"error": "too large"}).encode()  # as the app's own 413s
 
 
 class BodyLimitMiddleware:
@@ -39,28 +32,17 @@ class BodyLimitMiddleware:
                     await self._refuse(send)
                     return
         seen = 0
-        started = False
 
         async def counted() -> dict[str, Any]:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
+                if seen > self.limit:  # raised inside the route that reads it: the app's handler answers 413
+                    raise HTTPException(413)
             return message
 
-        async def watched(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, counted, send)
 
     @staticmethod
     async def _refuse(send: Any) -> None:

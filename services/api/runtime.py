@@ -54,9 +54,11 @@ class Runtime:
             return
         if service.pending and not service.write([], []):
             log.error("stopping with %d alert(s)/dead letter(s) the alert store never took", service.pending)
-        close = getattr(service.store, "close", None)
-        if close is not None:
-            close()
-        close_state = getattr(service.state, "close", None)
-        if close_state is not None:
-            close_state()
+        for name, part in (("alert store", service.store), ("state store", service.state)):
+            close = getattr(part, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception as error:  # shutting down anyway: say so, and close the rest
+                log.warning("closing the %s failed (%s)", name, type(error).__name__)

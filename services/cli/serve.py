@@ -4,6 +4,7 @@ and SIGTERM drains the requests in flight)."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -66,5 +67,8 @@ def serve(
     console.print(f"scoring API on http://{host}:{listen} ({workers} worker(s), model {config.paths.model}, "
                   f"state {config.api.state}, store {config.store.url})")
     target = app if workers == 1 else APP_FACTORY
+    # uvicorn drains on SIGTERM, then re-raises the signal to the handler it found: with this one the
+    # process then ends normally (exit 0), so a supervisor tells a clean drain from a crash.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(target, factory=workers > 1, host=host, port=listen, workers=workers, server_header=False,
                 timeout_graceful_shutdown=drain_seconds, access_log=access_log, log_level="info", proxy_headers=False)

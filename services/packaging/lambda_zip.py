@@ -43,8 +43,8 @@ TASK_ROOT = "/var/task"  # where Lambda unpacks the zip
 BUNDLE_DIR = "bundle"
 PROJECT_PACKAGES = ("model", "services")  # fraudstream.<name> shipped; the dashboard and operator are not
 EXTRA = "api"
-# Provided by Lambda's managed Python runtime, or used only by `fraudstream serve`.
-NOT_SHIPPED = frozenset({"awslambdaric", "uvicorn"})
+# Provided by Lambda's managed Python runtime, or used only by `fraudstream serve` (uvicorn and its C parts).
+NOT_SHIPPED = frozenset({"awslambdaric", "uvicorn", "httptools", "uvloop"})
 # Never on the serving path: finding one in the zip means a dependency dragged it in.
 FORBIDDEN = ("sklearn", "scipy", "pandas", "kafka", "elasticsearch", "streamlit", "pyarrow")
 # Installed as dependencies but never imported on the serving path: opensearch-py requires its gRPC
