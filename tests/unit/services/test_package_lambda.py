@@ -52,7 +52,8 @@ def names_of(requirements: list[str]) -> set[str]:
 def test_the_serving_requirements_are_the_api_extra_without_training_streaming_or_the_server() -> None:
     names = names_of(serving_requirements())
     assert {"numpy", "msgspec", "pydantic", "fastapi", "mangum", "redis", "opensearch-py"} <= names
-    assert not names & {"scikit-learn", "pandas", "kafka-python", "elasticsearch", "streamlit", "uvicorn", "uvloop", "httptools", "awslambdaric"}
+    assert not names & {"scikit-learn", "pandas", "kafka-python", "elasticsearch", "streamlit",
+                        "uvicorn", "uvloop", "httptools", "awslambdaric"}
     assert all("==" in r for r in serving_requirements())  # the project's pins, nothing floating
     assert "opensearch-py" not in names_of(serving_requirements(with_opensearch=False))
 
