@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,7 +162,8 @@ def install_dependencies(requirements: list[str], runtime: Runtime, cache: Path)
     result = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        tail = " | ".join(line.strip() for line in result.stderr.splitlines()[-4:] if line.strip())
+        lines = (re.sub(r" \(from versions:[^)]*\)", "", line.strip()) for line in result.stderr.splitlines()[-4:])
+        tail = " | ".join(line for line in lines if line)
         hint = (f" (Lambda's {runtime.identifier} runs on {runtime.os_name}, glibc "
                 f"{runtime.glibc[0]}.{runtime.glibc[1]}: a dependency with no wheel for it needs another "
                 "--python-version)") if "matching distribution" in result.stderr else ""
@@ -324,7 +325,8 @@ def build(
     """
     runtime = RUNTIMES.get(python)
     if runtime is None:
-        raise PackagingError(f"--python-version must be one of {', '.join(RUNTIMES)} (Lambda's x86_64 runtimes), got {python}")
+        raise PackagingError(f"--python-version must be one of {', '.join(RUNTIMES)} (Lambda's x86_64 runtimes), "
+                             f"got {python}")
     if build_python is not None and not build_python.exists():
         raise PackagingError(f"--build-python {build_python} does not exist")
     interpreter = build_python or (Path(sys.executable) if f"{sys.version_info[0]}.{sys.version_info[1]}" == python
@@ -357,9 +359,3 @@ def build(
         largest = largest_entries(staging)
         partial.replace(out)
     return PackageReport(out, runtime, zipped, unzipped, kernel, bytecode, requirements, largest)
-
-
-def unpacked_names(archive: Path) -> Iterable[str]:
-    """The file names in a built zip (for checks and tests)."""
-    with zipfile.ZipFile(archive) as handle:
-        return handle.namelist()

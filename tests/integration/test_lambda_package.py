@@ -164,3 +164,13 @@ def test_the_packaged_handler_scores_a_card_history_as_the_in_process_scorer_doe
     assert [r["transaction_id"] for r in body["results"]] == [d.transaction_id for d in expected]
     assert [r["score"] for r in body["results"]] == pytest.approx([d.score for d in expected], rel=1e-9, abs=1e-12)
     assert [r["alert"] for r in body["results"]] == [d.alert for d in expected]
+
+
+def test_python311_is_refused_because_numpy_has_no_wheel_for_amazon_linux_2(built: dict[str, Any], tmp_path: Path) -> None:
+    """Lambda's python3.11 runs on Amazon Linux 2 (glibc 2.26); the pinned numpy's wheels need glibc 2.27+."""
+    from fraudstream.services.packaging.lambda_zip import PackagingError, build
+
+    out = tmp_path / "function.zip"
+    with pytest.raises(PackagingError, match=r"numpy.*glibc 2\.26|glibc 2\.26.*numpy|Amazon Linux 2, glibc 2\.26") as error:
+        build(built["model"], out, python="3.11", cache=cache_root())
+    assert "numpy" in str(error.value) and not out.exists()
