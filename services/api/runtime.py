@@ -1,6 +1,6 @@
 """What one API process holds: the model bundle (loaded once, at start), the state and alert stores, the
-scoring service over them. ``start`` is idempotent, so an adapter that runs the app's startup on every
-call (an event-per-invocation runtime) still loads the model once per process."""
+scoring service over them. ``start`` is idempotent and the shutdown only flushes, so an adapter that runs
+the app's startup and shutdown around every call (Mangum on Lambda) still loads the model once per process."""
 
 from __future__ import annotations
 
@@ -46,14 +46,21 @@ class Runtime:
             log.info("model %s loaded; state store %s; alert store ready", bundle.version, type(state).__name__)
             return self.service
 
-    def stop(self) -> None:
-        """Hand waiting alerts to the store one last time and close it."""
+    def flush(self) -> None:
+        """Hand waiting alerts to the store (the app's shutdown). The model and the stores stay loaded: an
+        adapter that runs the startup and shutdown around every event (Mangum's default on Lambda) must not
+        reload the bundle each time; the process's end releases them."""
+        service = self.service
+        if service is not None and service.pending and not service.write([], []):
+            log.error("shutting down with %d alert(s)/dead letter(s) the alert store has not taken", service.pending)
+
+    def close(self) -> None:
+        """Flush, then close the stores and forget the model (``start`` loads them again)."""
+        self.flush()
         with self._lock:
             service, self.service = self.service, None
         if service is None:
             return
-        if service.pending and not service.write([], []):
-            log.error("stopping with %d alert(s)/dead letter(s) the alert store never took", service.pending)
         for name, part in (("alert store", service.store), ("state store", service.state)):
             close = getattr(part, "close", None)
             if close is None:

@@ -188,6 +188,8 @@ def test_with_the_state_store_down_it_answers_from_the_transaction_alone_and_say
         assert c.get("/readyz").json() == {"status": "degraded", "checks": {
             "model": "ok", "state_store": "unreachable", "alert_store": "ok"}}
         assert metric(c, "fraudstream_api_state_store_errors_total") == 10
+        retried = post(c, rows[0])  # answered before the outage: the same answer, not a degraded one
+        assert retried.json() == before[0] and retried.headers["X-Fraudstream-Retry"] == "1"
         state.down = False
         after = post(c, rows[40]).json()
         assert after["state_available"] is True
@@ -219,3 +221,12 @@ def test_requests_are_counted_by_route_template_and_status(client: TestClient, r
     assert metric(client, "fraudstream_api_requests_total", method="GET", route="/v1/alerts/{transaction_id}", status="404") == 1
     assert metric(client, "fraudstream_api_requests_total", method="GET", route="unmatched", status="404") == 1
     assert metric(client, "fraudstream_api_request_seconds_count", route="/v1/score") == 2
+
+
+def test_the_model_is_loaded_once_per_process_even_if_startup_runs_again(make_app: Callable[..., FastAPI]) -> None:
+    app = make_app()  # an adapter such as Mangum runs the startup and shutdown around every event
+    with TestClient(app):
+        first = app.state.runtime.service
+    with TestClient(app) as again:
+        assert app.state.runtime.service is first
+        assert again.get("/readyz").status_code == 200
