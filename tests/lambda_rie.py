@@ -70,6 +70,20 @@ class Emulator:
         the init's (it says 0.04 ms for a 900 ms init)."""
         return [float(x) for x in re.findall(r"INIT REPORT\(durationMs: ([0-9.]+)\)", self.tail(10_000_000))]
 
+    def runtime_cpu_ms(self) -> float:
+        """CPU time (user + system) the runtime process (the emulator's child: python -m awslambdaric) has used so
+        far, in ms: unlike wall time, it does not grow when other processes share the CPUs."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[1]) == self.process.pid:  # ppid
+                total += (int(fields[11]) + int(fields[12])) * 1000 / ticks  # utime + stime
+        return total
+
     def invoke_durations_ms(self) -> list[float]:
         """The ``Duration`` of each invocation's REPORT line so far, in ms (the first includes the init)."""
         return [float(x) for x in re.findall(r"^REPORT .*?\tDuration: ([0-9.]+) ms", self.tail(10_000_000), re.MULTILINE)]
