@@ -183,15 +183,17 @@ def find_python(version: str) -> Path | None:
     if found := shutil.which(f"python{version}"):
         candidates.append(Path(found))
     candidates += sorted((Path.home() / ".pyenv").glob(f"versions/{version}.*/bin/python{version}"), reverse=True)
-    for candidate in candidates:
-        try:
-            ran = subprocess.run([str(candidate), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        except OSError:
-            continue
-        if ran.returncode == 0 and ran.stdout.strip() == version:
-            return candidate
-    return None
+    return next((candidate for candidate in candidates if python_version(candidate) == version), None)
+
+
+def python_version(interpreter: Path) -> str | None:
+    """``X.Y`` of ``interpreter``, or None when it does not run (a pyenv shim without that version, say)."""
+    try:
+        ran = subprocess.run([str(interpreter), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return ran.stdout.strip() if ran.returncode == 0 else None
 
 
 def glibc_needed(library: Path) -> tuple[int, int]:
@@ -327,8 +329,9 @@ def build(
     if runtime is None:
         raise PackagingError(f"--python-version must be one of {', '.join(RUNTIMES)} (Lambda's x86_64 runtimes), "
                              f"got {python}")
-    if build_python is not None and not build_python.exists():
-        raise PackagingError(f"--build-python {build_python} does not exist")
+    if build_python is not None and python_version(build_python) != python:
+        raise PackagingError(f"--build-python {build_python} is not a Python {python} that runs "
+                             f"(it says {python_version(build_python) or 'nothing'})")
     interpreter = build_python or (Path(sys.executable) if f"{sys.version_info[0]}.{sys.version_info[1]}" == python
                                    else find_python(python))
     requirements = serving_requirements(with_opensearch)

@@ -139,6 +139,14 @@ def test_an_unknown_runtime_is_refused(model: Path, tmp_path: Path) -> None:
         build(model, tmp_path / "fn.zip", python="3.9", cache=tmp_path / "cache")
 
 
+def test_a_build_python_of_another_version_is_refused(model: Path, tmp_path: Path) -> None:
+    """Its headers would give a kernel named for the runtime but built for another ABI."""
+    ours = "%d.%d" % sys.version_info[:2]
+    other = "3.12" if ours == "3.11" else "3.11"
+    with pytest.raises(PackagingError, match=rf"not a Python {other} .*it says {ours}"):
+        build(model, tmp_path / "fn.zip", python=other, build_python=Path(sys.executable), cache=tmp_path / "cache")
+
+
 def test_the_command_prints_both_sizes_against_the_limits(offline, model: Path, tmp_path: Path) -> None:
     offline(numpy=1000)
     out = tmp_path / "fn.zip"
