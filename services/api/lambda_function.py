@@ -46,8 +46,12 @@ def secrets(environ: Mapping[str, str], client: Any = None) -> dict[str, str]:
     wanted = {arn: key for arn, key in SECRET_VARIABLES.items() if environ.get(arn) and not environ.get(variable_of[key])}
     if wanted and client is None:
         import boto3  # in Lambda's managed runtime, so not in the zip
+        from botocore.config import Config
 
-        client = boto3.client("secretsmanager")
+        # Lambda allows an init 10 s: fail with the secret's name (no route to Secrets Manager from a VPC,
+        # say) rather than wait out botocore's 60 s default.
+        client = boto3.client("secretsmanager", config=Config(connect_timeout=3, read_timeout=3,
+                                                               retries={"max_attempts": 2}))
     values = {}
     for arn, key in wanted.items():
         try:
