@@ -13,7 +13,7 @@ this module. A section per area, each field with exactly one environment variabl
     [pipeline]   not_before, max_ahead_hours   FRAUDSTREAM_PIPELINE_<FIELD>
     [dashboard]  address, port, base_path      FRAUDSTREAM_DASHBOARD_<FIELD>
     [card_ids]   key                           FRAUDSTREAM_CARD_ID_KEY
-    [api]        state, state_ttl_days, max_batch, max_body_bytes, cors_origins, answer_cache, keys,
+    [api]        state, state_ttl_days, max_batch, max_body_bytes, cors_origins, answer_cache, rate_limit, keys,
                  keys_file, label_keys, label_keys_file, insecure_no_auth   FRAUDSTREAM_API_<FIELD>
 
 The alert store's backend is chosen by the scheme of ``store.url`` (the registry's one line per
@@ -223,6 +223,7 @@ class ApiSettings(Section):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     cors_origins: str = ""  # comma-separated origins allowed to call from a browser; empty: CORS off
     answer_cache: int = Field(100_000, ge=0)  # first answers kept for retries (by transaction_id)
+    rate_limit: float = Field(0.0, ge=0)  # requests per second per key and process; 0: no limit
     keys: SecretStr | None = None
     keys_file: Path | None = None
     label_keys: SecretStr | None = None

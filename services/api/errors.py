@@ -62,7 +62,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return problem(error.status, error.field, error.reason)
+        headers = {"Retry-After": "1"} if error.status == 429 else None
+        return problem(error.status, error.field, error.reason, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:

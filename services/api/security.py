@@ -12,8 +12,9 @@ from typing import Literal
 
 from fastapi import Request
 
-from fraudstream.services.api.auth import ApiKeysMissing, KeyRing
+from fraudstream.services.api.auth import ApiKeysMissing, KeyRing, digest
 from fraudstream.services.api.errors import ApiError
+from fraudstream.services.api.ratelimit import RateLimit
 from fraudstream.services.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ LABEL_SCOPES: frozenset[str] = frozenset({"label", "read"})
 class Guard:
     """The two key rings and the check every protected route runs."""
 
-    def __init__(self, scoring: KeyRing, labelling: KeyRing, insecure: bool = False) -> None:
+    def __init__(self, scoring: KeyRing, labelling: KeyRing, insecure: bool = False,
+                 rate_limit: RateLimit | None = None) -> None:
         self.scoring, self.labelling, self.insecure = scoring, labelling, insecure
+        self.rate_limit = rate_limit
 
     @classmethod
     def from_settings(cls, api: ApiSettings) -> Guard:
@@ -39,12 +42,19 @@ class Guard:
                 "(a file with one key per line); for local development only, --insecure-no-auth serves without keys")
         if api.insecure_no_auth:
             log.warning("serving WITHOUT API keys (insecure_no_auth): local development only")
-        return cls(scoring, labelling, insecure=api.insecure_no_auth)
+        limit = RateLimit(api.rate_limit) if api.rate_limit > 0 else None
+        return cls(scoring, labelling, insecure=api.insecure_no_auth, rate_limit=limit)
 
     def check(self, key: str | None, scope: Scope) -> None:
-        """Return if ``key`` may use ``scope``; else raise 401 (no or unknown key) or 403 (known, other scope)."""
+        """Return if ``key`` may use ``scope``; else raise 401 (no or unknown key), 403 (known, other scope) or
+        429 (over the rate limit)."""
         if self.insecure:
             return
+        self._allowed(key, scope)
+        if self.rate_limit is not None and not self.rate_limit.allow(digest(key or "")):
+            raise ApiError(429)
+
+    def _allowed(self, key: str | None, scope: Scope) -> None:
         if key is None:
             raise ApiError(401)
         if self.scoring.knows(key):

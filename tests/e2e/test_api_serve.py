@@ -182,3 +182,17 @@ def test_without_a_key_or_a_model_serve_ends_at_once_with_one_clear_line(workdir
                               env={**environ, "FRAUDSTREAM_API_KEYS": KEY}, capture_output=True, text=True,
                               timeout=STOP_DEADLINE_S)
     assert no_model.returncode != 0 and "fraudstream train" in no_model.stderr and "Traceback" not in no_model.stderr
+
+
+def test_several_workers_each_build_the_app_from_the_command_s_settings(workdir: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = start(workdir, "--port", str(port), "--workers", "2", "--store", "sqlite://workers.db")
+    try:
+        wait_for(lambda: ready(base, process), "two workers to be ready")
+        row = as_json(csv_rows(workdir / "live.csv")[0])
+        answer = httpx.post(f"{base}/v1/score", json=row, headers=AUTH, timeout=30)
+        assert answer.status_code == 200 and answer.json()["state_available"] is True
+        assert httpx.post(f"{base}/v1/score", json=row, timeout=30).status_code == 401  # keys apply in every worker
+    finally:
+        assert stop(process) == 0

@@ -24,6 +24,7 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "The transaction_id was already used by another transaction."},
     413: {"model": Problem, "description": "The body (or the batch) is larger than the limit."},
     422: {"model": Problem, "description": "Not a valid transaction: the field and the problem, as in dead letters."},
+    429: {"model": Problem, "description": "Over this key's rate limit (api.rate_limit); retry after a second."},
     503: {"model": Problem, "description": "The model is not loaded yet."},
 }
 

@@ -111,3 +111,15 @@ def test_keys_never_reach_a_log_a_response_or_the_app_state(
     texts.append(repr(vars(guard.scoring)) + repr(vars(guard.labelling)))
     for secret in (SCORING_KEY, LABEL_KEY, "not-a-key-but-secret"):
         assert not any(secret in text for text in texts), secret
+
+
+def test_a_key_over_its_rate_limit_gets_429_and_other_keys_go_on(make_app: Callable[..., FastAPI]) -> None:
+    with TestClient(make_app(FRAUDSTREAM_API_RATE_LIMIT="0.01")) as c:  # one request, then one per 100 s
+        first = c.post("/v1/score", json=TXN, headers=SCORING)
+        second = c.post("/v1/score", json={**TXN, "transaction_id": "sec-2"}, headers=SCORING)
+        assert (first.status_code, second.status_code) == (200, 429)
+        assert second.json() == {"error": "too many requests"} and second.headers["Retry-After"] == "1"
+        assert c.get("/v1/alerts", headers=LABELLING).status_code == 200  # its own bucket
+    with TestClient(make_app()) as c:  # no limit by default
+        assert [c.post("/v1/score", json={**TXN, "transaction_id": f"n{i}"}, headers=SCORING).status_code
+                for i in range(5)] == [200] * 5
