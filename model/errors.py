@@ -17,6 +17,8 @@ exits with its family's code; any other exception is a bug and keeps its traceba
     │   ├── CardKeyMissing           services/pipeline/cards.py
     │   ├── UnknownStateStore        services/stores/state/registry.py (ValueError)
     │   ├── RejectedDocuments        services/stores/alerts/base.py   (ValueError)
+    │   ├── PackagingError           services/packaging/lambda_zip.py
+    │   ├── PackageTooLarge          services/packaging/lambda_zip.py (a PackagingError)
     │   ├── SettingsError            services/settings.py             (ValueError)
     │   ├── ApiKeysMissing           services/api/auth.py             (ValueError)
     │   └── ApiError                 services/api/errors.py  (a request the API refuses, with its HTTP status)
@@ -100,6 +102,7 @@ EXTRAS: dict[str, str] = {
     "fastapi": "api",
     "starlette": "api",
     "uvicorn": "api",
+    "mangum": "api",
 }
 
 

@@ -14,6 +14,7 @@ from fraudstream.services.cli.dashboard import dashboard
 from fraudstream.services.cli.demo import demo
 from fraudstream.services.cli.evaluate import evaluate
 from fraudstream.services.cli.generate import generate
+from fraudstream.services.cli.package_lambda import package_lambda
 from fraudstream.services.cli.produce import produce
 from fraudstream.services.cli.run import run
 from fraudstream.services.cli.score import score
@@ -40,6 +41,7 @@ app.command()(produce)
 app.command()(dashboard)
 app.command()(serve)
 app.command()(config)
+app.command(name="package-lambda")(package_lambda)
 
 
 @app.callback()

@@ -1,0 +1,1 @@
+"""Deployment artefacts built from the installed project (today: the AWS Lambda zip)."""
