@@ -16,6 +16,7 @@ small TOML file::
       { column = "posted_at", format = "%d/%m/%Y %H:%M:%S" },
       { column = "epoch", format = "epoch_s" },
     ]
+    device_id = { column = "terminal", format = "digits:8" }   # leading zeros the source lost
 
     [timestamp]
     format = "auto"             # default format for timestamp columns (see below)
@@ -33,6 +34,13 @@ Timestamp formats:
 - ``epoch_s`` / ``epoch_ms``: seconds or milliseconds since 1970-01-01 UTC.
 - a ``strptime`` pattern such as ``"%Y-%m-%d %H:%M:%S"``: naive results are read in ``timezone``;
   patterns with ``%z`` keep the offset they parse.
+
+Id formats (``transaction_id``, ``card_id``, ``merchant_id``, ``device_id``):
+
+- ``digits:N``: an all-digit value shorter than ``N`` digits is left-padded with zeros to ``N``;
+  anything else is kept as it is. For sources that stored a fixed-width number as an integer and
+  so dropped its leading zeros (Sparkov's ``cc_num``: the 12-digit ``060416207185`` is written
+  ``60416207185``); restoring them gives the id, and the card number, the source meant.
 
 Other rules: a canonical field that ``[columns]`` does not name is read from a source column of the
 same name, if there is one. Columns with an empty name or named ``Unnamed: N`` (a saved pandas
@@ -68,6 +76,9 @@ __all__ = ["FORMATS", "ColumnMapping", "MappingError", "load_mapping", "resolve_
 
 FORMATS: tuple[str, ...] = ("canonical", "sparkov", "handbook")
 TIMESTAMP_KEYWORDS = ("auto", "rfc3339", "epoch_s", "epoch_ms")
+ID_FIELDS = ("transaction_id", "card_id", "merchant_id", "device_id")  # the fields that take an id format
+DIGITS_FORMAT = "digits:"
+MAX_DIGITS_WIDTH = 64
 
 _CANONICAL_SET = frozenset(CANONICAL_FIELDS)
 _TOP_LEVEL_KEYS = ("name", "keep_unmapped", "columns", "timestamp", "defaults")
@@ -280,20 +291,49 @@ def _candidates(name: str, spec: Any, mapping: ColumnMapping) -> tuple[tuple[str
     result = []
     for entry in entries:
         fmt = mapping.timestamp_format
+        convert: Converter | None = None
         if isinstance(entry, Mapping):
             unknown = set(entry) - {"column", "format"}
             if unknown:
                 raise MappingError(f"{where}: unknown key {sorted(unknown)[0]!r} (use column, format)")
             if "format" in entry:
-                if name != "timestamp":
-                    raise MappingError(f"{where}: only timestamp columns take a format")
-                fmt = entry["format"]
-                _check_timestamp_format(fmt, f"{where} format")
+                if name == "timestamp":
+                    fmt = entry["format"]
+                    _check_timestamp_format(fmt, f"{where} format")
+                elif name in ID_FIELDS:
+                    convert = functools.partial(_zero_padded, width=_digits_width(entry["format"], f"{where} format"))
+                else:
+                    raise MappingError(f"{where}: only timestamp and id columns ({', '.join(ID_FIELDS)}) take a format")
             entry = entry.get("column")
         if not isinstance(entry, str) or not entry:
             raise MappingError(f"{where}: a column must be a non-empty string, got {entry!r}")
-        result.append((entry, _timestamp_converter(fmt, mapping.timezone_offset_min) if name == "timestamp" else None))
+        if name == "timestamp":
+            convert = _timestamp_converter(fmt, mapping.timezone_offset_min)
+        result.append((entry, convert))
     return tuple(result)
+
+
+# --------------------------------------------------------------------------- ids
+
+
+def _digits_width(fmt: Any, where: str) -> int:
+    """``N`` from an id format ``"digits:N"``."""
+    width = fmt[len(DIGITS_FORMAT):] if isinstance(fmt, str) and fmt.startswith(DIGITS_FORMAT) else ""
+    if not (width.isascii() and width.isdigit() and 1 <= int(width) <= MAX_DIGITS_WIDTH):
+        raise MappingError(f"{where}: an id format must be 'digits:N' with N from 1 to {MAX_DIGITS_WIDTH}, got {fmt!r}")
+    return int(width)
+
+
+def _zero_padded(value: Any, width: int) -> Any:
+    """``value`` left-padded with zeros to ``width`` digits if it is all digits and shorter; else as it is.
+
+    >>> _zero_padded("60416207185", 12), _zero_padded(60416207185, 12), _zero_padded("card-7", 12)
+    ('060416207185', '060416207185', 'card-7')
+    """
+    digits = str(value) if type(value) is int and value >= 0 else value  # a JSON number (bool is not one)
+    if type(digits) is str and len(digits) < width and digits.isdigit() and digits.isascii():
+        return "0" * (width - len(digits)) + digits
+    return value
 
 
 # --------------------------------------------------------------------------- timestamps

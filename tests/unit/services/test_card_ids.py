@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import sqlite3
@@ -20,11 +21,14 @@ from fraudstream.services.pipeline.cards import (
     CardIds, CardKeyMissing, card_digits, display_form, luhn_valid, mask_card_numbers, mask_card_numbers_bytes,
 )
 from fraudstream.services.pipeline.core import Intake
+from fraudstream.services.sources.file_source import FileSource
+from fraudstream.services.sources.files import read_transactions
 from fraudstream.services.stores.dead_letters import DeadLetter
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 KEY = b"k" * 32
 VISA16 = "4111111111111111"
+MAESTRO12 = "630423337322"  # Maestro's 12 digits, the shortest card numbers in use
 ROW = {"transaction_id": "t1", "timestamp": "2026-01-01T00:00:00Z", "merchant_id": "m", "amount": 5}
 
 
@@ -34,15 +38,15 @@ def luhn_completed(body: str) -> str:
 
 
 def full_card_numbers(text: str) -> list[str]:
-    """Every Luhn-valid run of 13 to 19 digits in ``text`` (what must never be stored)."""
-    return [run for run in re.findall(r"(?<![\d.])\d{13,19}(?!\d)", text) if luhn_valid(run)]  # not a score's decimals
+    """Every Luhn-valid run of 12 to 19 digits in ``text`` (what must never be stored)."""
+    return [run for run in re.findall(r"(?<![\d.])\d{12,19}(?!\d)", text) if luhn_valid(run)]  # not a score's decimals
 
 
 # --------------------------------------------------------------------------- the rule
 
 
-@pytest.mark.parametrize(("length", "is_card"), [(12, False), (13, True), (16, True), (19, True), (20, False)])
-def test_only_luhn_valid_numbers_of_13_to_19_digits_are_card_numbers(length: int, is_card: bool) -> None:
+@pytest.mark.parametrize(("length", "is_card"), [(11, False), (12, True), (13, True), (16, True), (19, True), (20, False)])
+def test_only_luhn_valid_numbers_of_12_to_19_digits_are_card_numbers(length: int, is_card: bool) -> None:
     number = luhn_completed("4" + "1" * (length - 2))
     assert luhn_valid(number)
     assert (card_digits(number) == number) is is_card
@@ -56,7 +60,7 @@ def test_spaces_or_dashes_between_digits_are_the_same_card(written: str) -> None
     assert CardIds(KEY).pseudonym(written) == CardIds(KEY).pseudonym(VISA16)
 
 
-@pytest.mark.parametrize("other", ["card-17", "c1", "630423337322", "4111111111111112", "4111--1111-1111-1111",
+@pytest.mark.parametrize("other", ["card-17", "c1", "60416207185", "630423337323", "4111111111111112", "4111--1111-1111-1111",
                                    "-4111111111111111", "４１１１１１１１１１１１１１１１", "0" * 13 + "x"])
 def test_other_ids_are_left_as_they_are(other: str) -> None:
     txn = validate({**ROW, "card_id": other})
@@ -67,6 +71,7 @@ def test_the_display_form_keeps_at_most_the_first_six_and_last_four_digits() -> 
     assert display_form(VISA16) == "411111******1111"
     thirteen = luhn_completed("422222222222")
     assert display_form(thirteen) == thirteen[:6] + "***" + thirteen[-4:]
+    assert display_form(MAESTRO12) == "630423**7322"
     nineteen = luhn_completed("6" * 18)
     assert display_form(nineteen).count("*") == 9 and len(display_form(nineteen)) == 19
 
@@ -99,6 +104,13 @@ def test_the_intake_hashes_the_card_and_keeps_the_masked_form() -> None:
     assert again == txn
 
 
+def test_a_12_digit_maestro_number_is_hashed_and_shown_as_first_six_and_last_four() -> None:
+    txn = Intake("t", card_ids=CardIds(KEY)).admit(1, {**ROW, "card_id": MAESTRO12})
+    assert re.fullmatch(r"card_[0-9a-f]{32}", txn.card_id) and txn.card_id == CardIds(KEY).pseudonym(MAESTRO12)[0]
+    assert txn.extra["card_display"] == MAESTRO12[:6] + "**" + MAESTRO12[-4:] == "630423**7322"
+    assert MAESTRO12 not in repr(txn)
+
+
 def test_without_a_key_a_card_number_is_refused_not_kept_in_clear() -> None:
     intake = Intake("t")
     assert intake.admit(1, {**ROW, "card_id": "card-17"}).card_id == "card-17"  # no key needed for other ids
@@ -128,10 +140,13 @@ def test_the_key_is_the_secret_given_else_a_private_key_file_made_once(tmp_path:
 
 
 def test_dead_letters_mask_card_numbers_in_raw_text_and_reason() -> None:
-    raw = f'{{"card_id": {VISA16}, "n": "4111 1111 1111 1111", "other": 630423337322, "t": "2019-01-01 00:00:18"}}'
+    raw = (f'{{"card_id": {VISA16}, "n": "4111 1111 1111 1111", "maestro": {MAESTRO12}, "other": 630423337323, '
+           '"t": "2019-01-01 00:00:18", "unix_time": 1325376018, "zip": 28654, "amt": 107.23}')
     letter = DeadLetter("s", "1", "amount", f"bad row for {VISA16}", raw)
     assert full_card_numbers(letter.raw) == [] and full_card_numbers(letter.reason) == []
-    assert "411111******1111" in letter.raw and "630423337322" in letter.raw and "2019-01-01 00:00:18" in letter.raw
+    assert "411111******1111" in letter.raw and '"maestro": 630423**7322,' in letter.raw  # 12 digits: masked too
+    assert letter.raw.endswith('"other": 630423337323, "t": "2019-01-01 00:00:18", "unix_time": 1325376018, '
+                               '"zip": 28654, "amt": 107.23}')  # Luhn-invalid or shorter: as they were
     assert mask_card_numbers_bytes(raw.encode()) == letter.raw.encode()
     assert mask_card_numbers("x 123 4111111111111111") == "x 123 411111******1111"  # a group inside a longer run
 
@@ -146,6 +161,32 @@ def sparkov_with_bad_rows(tmp_path: Path) -> Path:
     path = tmp_path / "sparkov.csv"
     path.write_text("\n".join([*lines, bad, '9,"2019-01-01,4111111111111111,"unclosed']) + "\n")
     return path
+
+
+def sparkov_with_a_lost_leading_zero(tmp_path: Path, suffix: str = ".csv") -> Path:
+    """A Sparkov file of one row whose 12-digit Maestro cc_num 060416207185 was written as the integer 60416207185."""
+    header, _, maestro = (FIXTURES / "sparkov_sample.csv").read_text().splitlines()[:3]
+    row = maestro.replace(",630423337322,", ",60416207185,")
+    path = tmp_path / f"sparkov{suffix}"
+    if suffix == ".csv":
+        path.write_text(f"{header}\n{row}\n")
+    else:  # JSON Lines, as a pandas export would write it: cc_num a JSON number
+        record = dict(zip(*csv.reader([header, row])))
+        record["cc_num"] = int(record["cc_num"])
+        path.write_text(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_sparkov_cc_num_that_lost_its_leading_zero_becomes_the_12_digit_cards_id(tmp_path: Path, suffix: str) -> None:
+    path = sparkov_with_a_lost_leading_zero(tmp_path, suffix)
+    assert "60416207185" in path.read_text() and "060416207185" not in path.read_text()
+    ids = CardIds(KEY)
+    [(_, txn)] = list(read_transactions(path, "sparkov", intake=Intake(str(path), card_ids=ids)))
+    assert txn.card_id == ids.pseudonym("060416207185")[0] and txn.extra["card_display"] == "060416**7185"
+    # the runners' file source (run --source file --format sparkov) maps it the same way
+    [row] = list(FileSource(path, "sparkov").rows())
+    assert Intake(str(path), card_ids=ids).admit(row.position, row.data) == txn
 
 
 def test_score_sparkov_output_and_dead_letters_hold_no_card_number(tmp_path: Path) -> None:

@@ -173,6 +173,51 @@ def test_unparseable_timestamps_raise_invalid_transaction_for_the_timestamp(fmt:
     assert getattr(caught.value, "field", None) == "timestamp"
 
 
+# --------------------------------------------------------------------------- id formats
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("60416207185", "060416207185"),  # Sparkov's Maestro 0604... written as an integer
+        (60416207185, "060416207185"),  # the same from JSON
+        ("7", "000000000007"),
+        ("630423337322", "630423337322"),  # already 12 digits
+        ("2703186189652095", "2703186189652095"),  # longer: as it is
+        (2703186189652095, 2703186189652095),
+        ("card-17", "card-17"),  # not all digits: as it is
+        ("6041 6207 185", "6041 6207 185"),
+        ("٦٠٤١٦٢٠٧١٨٥", "٦٠٤١٦٢٠٧١٨٥"),  # non-ASCII digits
+        (-5, -5),
+        (True, True),
+    ],
+)
+def test_digits_format_restores_the_leading_zeros_a_source_lost(value: Any, expected: Any) -> None:
+    mapping = ColumnMapping("t", {"card_id": {"column": "cc_num", "format": "digits:12"}})
+    assert mapping.apply({"cc_num": value})["card_id"] == expected
+
+
+def test_sparkov_restores_the_leading_zero_of_its_12_digit_maestro_numbers() -> None:
+    mapping = resolve_format("sparkov")
+    assert mapping is not None
+    for cc_num in ("60416207185", 60416207185):
+        row = dict(SPARKOV_ROW, cc_num=cc_num)
+        assert validate(mapping.apply(row)).card_id == "060416207185"
+        assert mapping.row_builder(list(row))(list(row.values())) == mapping.apply(row)
+    assert mapping.apply(SPARKOV_ROW)["card_id"] == "2703186189652095"
+
+
+def test_each_candidate_takes_its_own_id_format(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, """
+[columns]
+card_id = [{ column = "pan", format = "digits:12" }, "customer"]
+device_id = { column = "terminal", format = "digits:8" }
+"""))
+    assert mapping.apply({"pan": "", "customer": "42", "terminal": "1234"}) == {"card_id": "42", "device_id": "00001234"}
+    assert mapping.apply({"pan": "123", "customer": "42"})["card_id"] == "000000000123"
+    assert pickle.loads(pickle.dumps(mapping)).apply({"pan": "123"})["card_id"] == "000000000123"
+
+
 def test_keep_unmapped_false_drops_other_columns_and_clashing_columns_are_skipped() -> None:
     mapping = ColumnMapping("t", {"amount": "amt"}, keep_unmapped=False)
     assert "note" not in mapping.apply({"amt": "1", "note": "x"})
@@ -207,7 +252,12 @@ def test_mappings_survive_pickling() -> None:
         ("[columns]\namout = 'amt'\n", "unknown canonical field 'amout' (did you mean 'amount'?)"),
         ("[columns]\namount = 5\n", "[columns] amount: a column must be a non-empty string"),
         ("[columns]\namount = []\n", "[columns] amount: needs at least one column"),
-        ("[columns]\namount = { column = 'a', format = 'epoch_s' }\n", "only timestamp columns take a format"),
+        ("[columns]\namount = { column = 'a', format = 'epoch_s' }\n", "only timestamp and id columns (transaction_id,"),
+        ("[columns]\namount = { column = 'a', format = 'digits:12' }\n", "only timestamp and id columns"),
+        ("[columns]\ncard_id = { column = 'a', format = 'epoch_s' }\n", "[columns] card_id format: an id format must be 'digits:N'"),
+        ("[columns]\ncard_id = { column = 'a', format = 'digits:0' }\n", "N from 1 to 64, got 'digits:0'"),
+        ("[columns]\ncard_id = { column = 'a', format = 'digits:twelve' }\n", "an id format must be 'digits:N'"),
+        ("[columns]\ncard_id = { column = 'a', format = 12 }\n", "an id format must be 'digits:N'"),
         ("[columns]\ntimestamp = { column = 'a', fromat = 'epoch_s' }\n", "unknown key 'fromat'"),
         ("[columns]\ntimestamp = { column = 'a', format = 'unix' }\n", "format: must be one of auto, rfc3339"),
         ("[columns]\n[timestamp]\nformat = 'iso'\n", "[timestamp] format: must be one of"),
