@@ -65,7 +65,7 @@ def test_the_alert_store_going_down_mid_run_loses_and_doubles_nothing(kafka, tmp
     assert code == 0, log.read_text(errors="replace")
 
     cli("score", "--data", str(tmp_path / "stream.jsonl"), "--model", str(tmp_path / "model"),
-        "--out", str(tmp_path / "scores.csv"), "--partitions", str(partitions))
+        "--out", str(tmp_path / "scores.csv"))
     with open(tmp_path / "scores.csv", newline="") as handle:
         expected = {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle) if r["alert"] == "1"}
     store = open_store(url)
