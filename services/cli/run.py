@@ -188,7 +188,9 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
     p99 = stats.latency_ms(0.99)
     console.print(
         f"{state}: {c['read']:,} read, {c['scored']:,} scored, {c['alerts']:,} alerts, "
-        f"{c['dead_letters']:,} dead letters, {c['duplicates']:,} duplicates; {stats.rate():,.0f} rows/s"
+        f"{c['dead_letters']:,} dead letters, {c['duplicates']:,} duplicates"
+        + (f", {c['late']:,} late" if "late" in c else "")  # the Kafka runner's merchant stage (README)
+        + f"; {stats.rate():,.0f} rows/s"
         + (f", p99 latency {p99:.1f} ms" if p99 is not None else ""),
         soft_wrap=True,
     )
