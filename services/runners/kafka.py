@@ -133,6 +133,7 @@ class KafkaRunner:
         # card partitions read to their end: since when (monotonic), and whether the merge was told (Idle sent)
         self._quiet: dict[tuple[str, int], tuple[float, bool]] = {}
         self._ends: dict[Any, tuple[float, int]] = {}  # ends asked of the broker, with when
+        self._observed_at = time.monotonic()  # when the partitions' ends were last looked at
         self._lock = threading.Lock()
         self._stopping = False
         self.first_contact_s = first_contact_s
@@ -247,6 +248,11 @@ class KafkaRunner:
         they stop holding the merge back; True if anything was sent. (Nothing to commit: an Idle lost in a
         crash is sent again by the partition's next owner.)"""
         now = time.monotonic()
+        if now - self._observed_at > min(1.0, self.quiet_s / 2):
+            # The loop was busy (a long batch, a store outage): nobody watched the partitions meanwhile, and the ends
+            # known are from before. Quiet time counts again from now, or a busy partition would pass for quiet.
+            self._quiet = {key: (now, True) if announced else (now, False) for key, (_, announced) in self._quiet.items()}
+        self._observed_at = now
         messages: list[Send] = []
         for tp in assignment:
             key = (tp.topic, tp.partition)

@@ -107,6 +107,9 @@ def test_round_trip_scores_every_valid_message_once_and_dead_letters_the_rest(
     assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
     scored = [json.loads(m.value) for m in consume_all(kafka, f"{topic}.scored")]
     assert sorted(s["transaction_id"] for s in scored) == sorted(ids)  # every valid one, exactly once
+    with open(tmp_path / "scores.csv", newline="") as handle:  # every score, not only the alerts': same features
+        expected_scores = {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle)}
+    assert {s["transaction_id"]: s["score"] for s in scored} == expected_scores
     dlq = consume_all(kafka, f"{topic}.dlq")
     assert sorted(m.value for m in dlq) == sorted(value for _, value, _ in MALFORMED)
     for message in dlq:
@@ -272,7 +275,9 @@ def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_
     data, model, ids = workload
     topic, partitions = f"tx-{unique}", 3
     store = tmp_path / "alerts.db"
-    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "1200"))
+    # 600/s: production lasts about 25 s, so it is still going when the runner (which first creates its
+    # by-merchant topic on the cluster) has stored its first alerts on a loaded machine.
+    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "600"))
     producing.start()
     wait_for(lambda: topic_size(kafka_cluster, topic), "the first messages on the topic")
     runner = subprocess.Popen(
@@ -357,7 +362,7 @@ def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> dict[
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "first contact"])
 def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offsets(kafka, workload, tmp_path, unique, how) -> None:
     """A mistyped --store: a signal stops the runner at once, or the first-contact wait ends it with one error
-    line; either way nothing is committed and no snapshot is written (nothing was stored)."""
+    line; either way no verdict is committed and no merchant-stage snapshot is written (nothing was stored)."""
     from support import free_port
 
     data, model, _ = workload
@@ -388,5 +393,8 @@ def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offse
             runner.kill()
             runner.wait()
     assert "Traceback" not in log.read_text(errors="replace")
-    assert _committed(kafka, topic, group, partitions) == dict.fromkeys(range(partitions))
-    assert [f for f in (tmp_path / "state").rglob("*") if f.is_file()] == []  # no snapshot of unstored state
+    # The card stage stores nothing (no dead letters here): it may have forwarded and committed. No verdict was
+    # committed, and no merchant-stage snapshot holds state whose alerts were not stored.
+    merchant_partitions = _partitions_of(kafka, f"{topic}.by-merchant")
+    assert _committed(kafka, f"{topic}.by-merchant", group, merchant_partitions) == dict.fromkeys(range(merchant_partitions))
+    assert [f for f in (tmp_path / "state").rglob("*by-merchant*") if f.is_file()] == []

@@ -40,7 +40,7 @@ def test_the_alert_store_going_down_mid_run_loses_and_doubles_nothing(kafka, tmp
         [str(BIN), "run", "--source", "kafka", "--bootstrap", kafka, "--topic", topic, "--group", f"g-{unique}",
          "--scored-topic", f"{topic}.scored", "--dlq-topic", f"{topic}.dlq", "--model", str(tmp_path / "model"),
          "--store", url, "--state-dir", str(tmp_path / "state"), "--no-live-view", "--stop-when-idle", "8",
-         "--session-timeout", "6", "--batch-size", "300"],
+         "--session-timeout", "6", "--batch-size", "300", "--quiet-after", "10"],
         stdout=subprocess.DEVNULL, stderr=errors,
     )
     store = open_store(url)

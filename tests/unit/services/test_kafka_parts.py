@@ -159,3 +159,34 @@ def test_the_runner_waits_for_its_source_topic_instead_of_having_the_broker_crea
     runner.settings, runner.group, runner.batch_size, runner.session_timeout_ms = KafkaSettings(), "g", 10, 6000
     consumer = runner._join()
     assert consumer.topics == ["tx", "tx.by-merchant"] and made[0]["allow_auto_create_topics"] is False
+
+
+def test_a_partition_counts_as_quiet_only_after_being_watched_at_its_end_for_the_whole_quiet_time() -> None:
+    """A long store outage blocked the loop; the ends it knew were from before, so every partition looked read to
+    its end and 'quiet' for the whole outage, and its Idle let the merge run ahead of data that was waiting."""
+    import time
+
+    from kafka.structs import TopicPartition
+
+    from fraudstream.services.runners.kafka import KafkaRunner, KafkaTopics
+    from fraudstream.services.runners.kafka_stages import StageTopics
+
+    class Consumer:
+        def highwater(self, tp: TopicPartition) -> int:
+            return 40
+
+        def position(self, tp: TopicPartition) -> int:
+            return 40
+
+    sent: list = []
+    tp = TopicPartition("t", 0)
+    runner = KafkaRunner.__new__(KafkaRunner)
+    runner.partitions, runner._ends, runner.topics, runner.quiet_s = {}, {}, KafkaTopics("t"), 2.0
+    runner.stage_topics = StageTopics("t.by-merchant", 3, "s", "d")
+    runner.consumer, runner._send = Consumer(), sent.extend
+    now = time.monotonic()
+    runner._quiet, runner._observed_at = {("t", 0): (now - 100, False)}, now - 60  # the loop was stuck for a minute
+    assert runner._announce_quiet({tp}) is False and sent == []
+    runner._quiet[("t", 0)] = (time.monotonic() - 3, False)  # watched at its end, loop turning, for 3 s
+    assert runner._announce_quiet({tp}) is True and len(sent) == 3  # one Idle per merchant partition
+    assert runner._announce_quiet({tp}) is False and len(sent) == 3  # said once per quiet spell
