@@ -46,7 +46,13 @@ class Scorer:
         """One decision per transaction, in order; alerts carry reasons."""
         if not txns:
             return []
-        X = self.features(txns)
+        return self.decide_rows(txns, self.features(txns))
+
+    def decide_rows(self, txns: Sequence[Transaction], X: np.ndarray) -> list[Decision]:
+        """Decisions for ``txns`` whose feature rows ``X`` were computed elsewhere (the Kafka runner's merchant
+        stage joins the card half and the merchant half); the state does not move."""
+        if not txns:
+            return []
         scores = self.bundle.score_many(X)
         alerts = is_alert(scores, self.bundle.threshold)
         decisions = []

@@ -43,3 +43,6 @@ def demo_paths(directory: Path) -> DemoPaths:
 MODEL_DIR = demo_paths(DEMO_DIR).model  # the model `make demo` trains
 STORE = str(WORKSPACE / "alerts.db")  # run's alert store and the dashboard's
 KAFKA_STATE_DIR = WORKSPACE / "kafka-state"  # the Kafka runners' per-partition snapshots
+# A card partition read to its end for this long stops holding back the Kafka merchant stage's merge
+# (services/runners/kafka_stages.py): the most a quiet topic delays merchant features and alerts.
+KAFKA_QUIET_S = 2.0

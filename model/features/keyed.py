@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraudstream.model.features.ids import remember_id
 from fraudstream.model.features.state import CardState, MerchantState
-from fraudstream.model.features.step import step
+from fraudstream.model.features.step import CardHandover, card_step, merchant_step, step
 from fraudstream.model.features.store import StateSizes, check_ttl
 
 if TYPE_CHECKING:
@@ -50,29 +50,47 @@ class FeatureState:
 
     def features(self, txn: Transaction) -> tuple[float, ...]:
         """Features of ``txn``; its card's and merchant's state move past it."""
-        t = txn.timestamp_ms
+        newest = self._advance(txn.timestamp_ms)
+        return step(self._card(txn.card_id, newest), self._merchant(txn.merchant_id, newest), txn)
+
+    def card_features(self, txn: Transaction) -> tuple[tuple[float, ...], CardHandover]:
+        """The card half alone (:func:`~fraudstream.model.features.step.card_step`): for a runtime whose
+        merchant state lives elsewhere (the Kafka runner's merchant stage). Only the card moves."""
+        return card_step(self._card(txn.card_id, self._advance(txn.timestamp_ms)), txn)
+
+    def merchant_features(self, txn: Transaction, handover: CardHandover) -> tuple[float, ...]:
+        """The merchant half alone (:func:`~fraudstream.model.features.step.merchant_step`), given the card
+        half's hand-over. Only the merchant moves."""
+        return merchant_step(self._merchant(txn.merchant_id, self._advance(txn.timestamp_ms)), txn, handover)
+
+    def _advance(self, t: int) -> int:
+        """Fold event time ``t`` into the newest seen (the TTL's clock) and run a sweep when one is due."""
         newest = self._newest
         if newest is None or t > newest:
             self._newest = newest = t
-        card = self.cards.get(txn.card_id)
-        merchant = self.merchants.get(txn.merchant_id)
-        ttl = self.ttl_ms
-        if ttl is not None:
-            idle_before = newest - ttl
-            if card is not None and card.t is not None and card.t < idle_before:
-                ids = card.ids
-                card = self.cards[txn.card_id] = CardState()
-                card.ids = ids  # the id memory has its own window; this event's id may be in it
-            if merchant is not None and merchant.t is not None and merchant.t < idle_before:
-                merchant = None
+        if self.ttl_ms is not None:
             self._until_sweep -= 1
             if self._until_sweep <= 0:
                 self.expire()
+        return newest
+
+    def _card(self, key: str, newest: int) -> CardState:
+        """``key``'s card state as of ``newest``: a fresh one if it is new or was idle past the TTL."""
+        card = self.cards.get(key)
         if card is None:
-            card = self.cards[txn.card_id] = CardState()
-        if merchant is None:
-            merchant = self.merchants[txn.merchant_id] = MerchantState()
-        return step(card, merchant, txn)
+            card = self.cards[key] = CardState()
+        elif self.ttl_ms is not None and card.t is not None and card.t < newest - self.ttl_ms:
+            ids = card.ids
+            card = self.cards[key] = CardState()
+            card.ids = ids  # the id memory has its own window; this event's id may be in it
+        return card
+
+    def _merchant(self, key: str, newest: int) -> MerchantState:
+        """``key``'s merchant state as of ``newest``: a fresh one if it is new or was idle past the TTL."""
+        merchant = self.merchants.get(key)
+        if merchant is None or (self.ttl_ms is not None and merchant.t is not None and merchant.t < newest - self.ttl_ms):
+            merchant = self.merchants[key] = MerchantState()
+        return merchant
 
     step = features  # the name training, the tests and older callers use
 

@@ -16,6 +16,8 @@ from fraudstream.services.cli.common import (
     load_model, settings,
 )
 
+from fraudstream.services.defaults import KAFKA_QUIET_S
+
 if TYPE_CHECKING:
     from fraudstream.services.pipeline.core import EventTimeWindow
     from fraudstream.services.runners.stats import RunStats
@@ -61,6 +63,7 @@ def run(
     metrics_port: int = typer.Option(0, min=0, max=65535, metavar="PORT", help="Serve Prometheus metrics on 127.0.0.1:PORT (0 = off).", rich_help_panel=KAFKA),
     stop_when_idle: float | None = typer.Option(None, min=0.1, metavar="SECONDS", help="Exit after this many seconds with no new messages and no lag.", rich_help_panel=KAFKA),
     session_timeout: float = typer.Option(10.0, min=6.0, metavar="SECONDS", help="Seconds before a silent runner's partitions move to the rest of the group.", rich_help_panel=KAFKA),
+    quiet_after: float = typer.Option(KAFKA_QUIET_S, min=0.1, metavar="SECONDS", help="A partition with nothing new for this long stops holding back the merchant stage (lower: sooner alerts on quiet topics; higher: fewer late transactions).", rich_help_panel=KAFKA),
     warm_up: Path | None = typer.Option(None, "--warm-up", metavar="FILE", help="Before going live, replay this history file (read with --format) through the feature state only: no scores, no alerts. Skipped when resuming.", rich_help_panel=SOURCE),
     not_before: str | None = typer.Option(None, metavar="DATE", help=NOT_BEFORE_HELP, show_default=from_settings("pipeline.not_before"), rich_help_panel=SOURCE),
     max_ahead_hours: float | None = typer.Option(None, metavar="HOURS", help=MAX_AHEAD_HELP, show_default=from_settings("pipeline.max_ahead_hours"), rich_help_panel=SOURCE),
@@ -87,7 +90,8 @@ def run(
             raise fail("--warm-up works with --source file or generator; Kafka runners keep their state in --state-dir")
         run_kafka(bundle, config, replication=replication, metrics_port=metrics_port,
                   stop_when_idle=stop_when_idle, batch_size=batch_size, live_view=live_view,
-                  session_timeout=session_timeout, window=window, first_contact_s=store_first_contact)
+                  session_timeout=session_timeout, window=window, first_contact_s=store_first_contact,
+                  quiet_s=quiet_after)
         return
     if source is SourceKind.file:
         if data is None:
@@ -184,7 +188,9 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
     p99 = stats.latency_ms(0.99)
     console.print(
         f"{state}: {c['read']:,} read, {c['scored']:,} scored, {c['alerts']:,} alerts, "
-        f"{c['dead_letters']:,} dead letters, {c['duplicates']:,} duplicates; {stats.rate():,.0f} rows/s"
+        f"{c['dead_letters']:,} dead letters, {c['duplicates']:,} duplicates"
+        + (f", {c['late']:,} late" if "late" in c else "")  # the Kafka runner's merchant stage (README)
+        + f"; {stats.rate():,.0f} rows/s"
         + (f", p99 latency {p99:.1f} ms" if p99 is not None else ""),
         soft_wrap=True,
     )
@@ -193,7 +199,7 @@ def _drive(runner, title: str, alert_store, live_view: bool, source: str, role: 
 
 def run_kafka(bundle, config: Settings, *, replication: int, metrics_port: int,
               stop_when_idle: float | None, batch_size: int, live_view: bool, session_timeout: float,
-              first_contact_s: float, window: EventTimeWindow | None = None) -> None:
+              first_contact_s: float, window: EventTimeWindow | None = None, quiet_s: float = KAFKA_QUIET_S) -> None:
     """The consumer-group runner (store, topics, group, snapshots and connection from ``config``), with the same
     live view, signals and summary as the embedded one."""
     from fraudstream.services.kafka.topics import KafkaUnavailable
@@ -217,7 +223,7 @@ def run_kafka(bundle, config: Settings, *, replication: int, metrics_port: int,
         topics=KafkaTopics(topic, kafka.scored_topic, kafka.dlq_topic), batch_size=batch_size,
         stop_when_idle=stop_when_idle, replication=replication, metrics=metrics,
         session_timeout_s=session_timeout, window=window, first_contact_s=first_contact_s,
-        card_ids=card_ids(),
+        card_ids=card_ids(), quiet_s=quiet_s,
     )
     try:
         _drive(runner, f"fraudstream · kafka {connection.bootstrap} {topic} (group {group}) · model {bundle.version}",

@@ -21,19 +21,17 @@ def score(
     model: Path | None = typer.Option(None, "--model", help="Model bundle directory (from fraudstream train or make demo).", show_default=from_settings("paths.model")),
     out: Path = typer.Option(..., "--out", help="CSV to write, with columns transaction_id, score, alert, reasons."),
     dead_letters: Path | None = typer.Option(None, help="Where invalid rows go.", show_default="DATA.dead_letters.jsonl"),
-    partitions: int = typer.Option(1, min=1, metavar="P", help="Keep state per Kafka partition of card_id, as the Kafka runner does with this many partitions."),
     not_before: str | None = typer.Option(None, metavar="DATE", help=NOT_BEFORE_HELP, show_default=from_settings("pipeline.not_before")),
     max_ahead_hours: float | None = typer.Option(None, metavar="HOURS", help=MAX_AHEAD_HELP, show_default=from_settings("pipeline.max_ahead_hours")),
 ) -> None:
     """Score every valid row, carrying each card's history through the file; is_fraud is never read."""
     from fraudstream.model.scoring import Scorer
-    from fraudstream.services.kafka.partitioning import PartitionedScorer
 
     config = settings(paths__model=model, pipeline__not_before=not_before, pipeline__max_ahead_hours=max_ahead_hours)
     bundle = load_model(config.paths.model)
     window = event_window(config.pipeline.not_before, config.pipeline.max_ahead_hours)
     rows = read_history(data, fmt, dead_letter_path(data, dead_letters), event_order=False, window=window)
-    scorer = PartitionedScorer(bundle, partitions) if partitions > 1 else Scorer(bundle)
+    scorer = Scorer(bundle)
     alerts = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

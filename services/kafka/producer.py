@@ -61,7 +61,11 @@ BATCH_SIZE = 256 * 1024
 UNDELIVERED = "not acknowledged when the producer was flushed"
 FLUSH_QUIET_ROUNDS = 10  # flushes in a row (20 ms apart) with no new answer before the rest count as failed
 
-Message = tuple[bytes | None, bytes]
+Message = tuple[bytes | None, bytes] | tuple[bytes | None, bytes, list[tuple[str, bytes]]]  # key, value[, headers]
+# "<run>:<row>" on every row produce_rows sends: its place in the file, so that the Kafka runner's merchant stage
+# merges a replayed file back into file order (services/runners/kafka_stages.py). <run> is the send's start in
+# epoch ms, so a later replay into the same topic orders after an earlier one.
+ORDER_HEADER = "fraudstream.order"
 
 
 @dataclass
@@ -164,16 +168,19 @@ def produce_rows(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] | None = None,
 ) -> ProduceStats:
-    """Send every row to ``topic`` as JSON keyed by ``card_id``; see :func:`produce_raw` for the rest.
+    """Send every row to ``topic`` as JSON keyed by ``card_id``, with its place in ``rows`` (:data:`ORDER_HEADER`);
+    see :func:`produce_raw` for the rest.
 
     A row that cannot be encoded as JSON counts as failed (reason ``unencodable``), not as an error.
     """
     stats = ProduceStats()
+    run = int(time.time() * 1000)
 
     def messages() -> Iterator[Message | BaseException]:
-        for row in rows:
+        for index, row in enumerate(rows):
             try:
-                yield encode_row(row)
+                key, value = encode_row(row)
+                yield key, value, [(ORDER_HEADER, f"{run}:{index}".encode())]
             except (TypeError, ValueError) as error:  # a type JSON lacks, a lone surrogate (UnicodeError)
                 yield error
 
@@ -273,9 +280,9 @@ def _produce(
                 with lock:
                     _count_failure(stats, message, "unencodable")
                 continue
-            key, value = message
+            key, value, *headers = message
             try:
-                future = producer.send(topic, value=value, key=key)
+                future = producer.send(topic, value=value, key=key, headers=headers[0] if headers else None)
             except Exception as error:  # refused before queueing: too large, no metadata in time, closed
                 with lock:
                     _count_failure(stats, error)

@@ -105,6 +105,15 @@ def ensure_topic(
     return ensure_topics(settings, [spec], admin=admin)[name]
 
 
+def partition_count(admin: Any, topic: str) -> int:
+    """How many partitions ``topic`` has (it must exist), asked through an open ``KafkaAdminClient``."""
+    (description,) = admin.describe_topics([topic])
+    partitions = description.get("partitions") or []
+    if not partitions:
+        raise TopicError(f"topic {topic!r} has no partitions (does it exist?)")
+    return len(partitions)
+
+
 def ensure_topics(
     settings: KafkaSettings, topics: Iterable[TopicSpec | str], *, admin: Any = None
 ) -> dict[str, bool]:

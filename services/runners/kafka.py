@@ -1,10 +1,13 @@
 """The Kafka runner: the same pure pipeline over a consumer group, crash-safe and exactly-once in effect.
 
-Per partition it keeps its own feature state (cards are keyed by ``card_id``, so a card's history
-lives in one partition; merchant features see the merchant's traffic within that partition). For
-each polled batch it writes alerts and dead letters to the alert store, sends every verdict to
-the scored topic and every bad message to the dead-letter topic, waits for the broker's acks, and
-only then commits the offsets. State snapshots are written after commits.
+One consumer reads two topics: the source (keyed by card: the *card stage*) and the by-merchant topic
+the card stage forwards to (keyed by merchant: the *merchant stage*), so card features see all of a
+card's traffic and merchant features all of a merchant's, whatever the number of partitions and
+runners (:mod:`~fraudstream.services.runners.kafka_stages` says how, and in which order). For each
+polled batch it writes alerts and dead letters to the alert store, sends the forwarded transactions,
+every verdict to the scored topic and every bad message to the dead-letter topic, waits for the
+broker's acks, and only then commits the offsets of both topics. State snapshots are written after
+commits.
 
 When a partition arrives (start, rebalance, restart after ``kill -9``) the runner seeks to the
 partition's last snapshot (or the beginning) and replays up to the committed offset to rebuild
@@ -20,10 +23,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from fraudstream.model.errors import MissingExtra
 
@@ -33,19 +34,25 @@ try:
 except ModuleNotFoundError as error:  # without the [kafka] extra
     raise MissingExtra("kafka", "the Kafka runner") from error
 
-from fraudstream.model.features.store import StateStore
-from fraudstream.model.schema import Transaction
-from fraudstream.model.scoring import Scorer
+from fraudstream.services.defaults import KAFKA_QUIET_S
 from fraudstream.services.kafka.settings import KafkaSettings
-from fraudstream.services.pipeline.cards import CardIds, mask_card_numbers_bytes
-from fraudstream.services.pipeline.core import DUPLICATE, EventTimeWindow, Intake, alert_record, scored_message
+from fraudstream.services.pipeline.cards import CardIds
+from fraudstream.services.pipeline.core import EventTimeWindow, Intake
+from fraudstream.services.runners.kafka_stages import (
+    CardStage,
+    Idle,
+    MerchantStage,
+    Outputs,
+    Send,
+    StageTopics,
+    encode_stage_message,
+)
 from fraudstream.services.runners.metrics import PipelineMetrics
 from fraudstream.services.runners.snapshots import SnapshotDir
 from fraudstream.services.runners.stats import RunStats
 from fraudstream.services.runners.store_writes import FIRST_CONTACT_S, StoreWait, write_batch
-from fraudstream.services.stores.alerts.base import Alert, AlertStore
-from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
-from fraudstream.services.stores.state.registry import open_state_store
+from fraudstream.services.stores.alerts.base import AlertStore
+from fraudstream.services.stores.dead_letters import RECORD_LEVEL
 
 if TYPE_CHECKING:
     from fraudstream.model.bundle import ModelBundle
@@ -56,36 +63,32 @@ SOURCE_POLL_S = 0.5  # how often a runner asks whether its source topic exists y
 
 @dataclass(frozen=True)
 class KafkaTopics:
-    """The three topics of the pipeline."""
+    """The topics of the pipeline: the source, the by-merchant hand-over between the stages, and the sinks."""
 
     source: str = "transactions"
     scored: str = "transactions.scored"
     dead_letters: str = "transactions.dlq"
+    by_merchant: str | None = None  # default: "<source>.by-merchant"
+
+    @property
+    def merchants(self) -> str:
+        """The by-merchant topic the card stage forwards to and the merchant stage reads."""
+        return self.by_merchant or f"{self.source}.by-merchant"
 
 
 @dataclass
 class PartitionState:
-    """One partition's pipeline: its scorer (with feature state) and where it stands."""
+    """One partition's stage (card or merchant, with its feature state) and where it stands."""
 
-    scorer: Scorer
-    intake: Intake  # validation, event-time window and duplicate ids, over the scorer's state
+    stage: CardStage | MerchantStage
     next_offset: int  # the next message this state expects
     replay_until: int  # messages below this already have results in the sinks: rebuild state only
     snapshot_offset: int = -1  # offset of the last snapshot written
 
 
-@dataclass
-class _Outputs:
-    """What one batch sends: alerts and dead letters for the store, messages for the topics."""
-
-    alerts: list[Alert] = field(default_factory=list)
-    letters: list[DeadLetter] = field(default_factory=list)
-    messages: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
-    produced_ms: list[int] = field(default_factory=list)
-
-
 class KafkaRunner:
-    """Consumes ``topics.source`` in group ``group`` until stopped (or idle, if asked)."""
+    """Consumes ``topics.source`` (card stage) and ``topics.merchants`` (merchant stage) in group ``group``
+    until stopped (or idle, if asked). See :mod:`~fraudstream.services.runners.kafka_stages`."""
 
     def __init__(
         self,
@@ -107,31 +110,34 @@ class KafkaRunner:
         progress_seconds: float = 0.25,
         window: EventTimeWindow | None = None,
         first_contact_s: float | None = FIRST_CONTACT_S,
-        state_store: str = "memory",
         state_ttl_ms: int | None = None,
         card_ids: CardIds | None = None,
+        quiet_s: float = KAFKA_QUIET_S,
     ) -> None:
         self.settings, self.bundle, self.store, self.snapshots = settings, bundle, store, snapshots
         self.card_ids = card_ids if card_ids is not None else CardIds(None)  # one cache for all partitions
         self.window = window
-        # where each partition's feature state lives (a name in services/stores/state/registry.py) and its TTL
-        self.state_store, self.state_ttl_ms = state_store, state_ttl_ms
+        self.state_ttl_ms = state_ttl_ms  # idle cards and merchants expire after this much event time
         self.group, self.topics = group, topics
         self.batch_size, self.poll_ms = batch_size, poll_ms
         self.snapshot_seconds, self.stop_when_idle = snapshot_seconds, stop_when_idle
+        self.quiet_s = quiet_s  # a card partition with nothing new for this long stops holding the merge back
         self.replication = replication
         self.session_timeout_ms = int(session_timeout_s * 1000)
         self.metrics = metrics or PipelineMetrics()
         self.on_progress, self.progress_seconds = on_progress, progress_seconds
         self.stats = RunStats()
-        self.partitions: dict[int, PartitionState] = {}
-        self.lag: dict[int, int] = {}
-        self._revoked: set[int] = set()
+        self.partitions: dict[tuple[str, int], PartitionState] = {}
+        self.lag: dict[tuple[str, int], int] = {}
+        self._revoked: set[tuple[str, int]] = set()
+        # card partitions read to their end: since when (monotonic), and whether the merge was told (Idle sent)
+        self._quiet: dict[tuple[str, int], tuple[float, bool]] = {}
+        self._ends: dict[Any, tuple[float, int]] = {}  # ends asked of the broker, with when
+        self._observed_at = time.monotonic()  # when the partitions' ends were last looked at
         self._lock = threading.Lock()
         self._stopping = False
         self.first_contact_s = first_contact_s
         self._snapshot_at = time.monotonic()
-        self._encode = msgspec.json.Encoder().encode
 
     def stop(self) -> None:
         """Finish the current batch, commit, snapshot and leave the group (safe from a signal handler). While
@@ -144,19 +150,25 @@ class KafkaRunner:
         """Consume until stopped (or idle); raises :class:`~.store_writes.StoreNeverAnswered` if the store
         never answers within ``first_contact_s`` (nothing of the batch committed or snapshotted)."""
         from fraudstream.services.kafka.producer import make_producer
-        from fraudstream.services.kafka.topics import TopicSpec, admin_client, ensure_topics
+        from fraudstream.services.kafka.topics import TopicSpec, admin_client, ensure_topics, partition_count
 
-        ensure_topics(
-            self.settings,
-            [TopicSpec(name, replication=self.replication) for name in (self.topics.scored, self.topics.dead_letters)],
-        )
         self._wait = StoreWait(self.store, lambda: self._stopping, self.first_contact_s)
         admin = admin_client(self.settings)
         try:
             if not self._await_source(admin):
                 return self.stats  # asked to stop before the source topic existed: nothing was read
+            sources = partition_count(admin, self.topics.source)
+            ensure_topics(self.settings, [
+                TopicSpec(self.topics.scored, replication=self.replication),
+                TopicSpec(self.topics.dead_letters, replication=self.replication),
+                # as many merchant partitions as card partitions: the two stages scale together
+                TopicSpec(self.topics.merchants, partitions=sources, replication=self.replication),
+            ], admin=admin)
+            merchants = partition_count(admin, self.topics.merchants)
         finally:
             admin.close()
+        self.stage_topics = StageTopics(self.topics.merchants, merchants, self.topics.scored, self.topics.dead_letters)
+        self.sources = sources
         self.consumer = self._join()
         self.producer = make_producer(self.settings, acks="all")  # idempotent, large batches
         last_data = time.monotonic()
@@ -173,6 +185,8 @@ class KafkaRunner:
                 if current != assignment:  # a rebalance: idle time counts from here
                     assignment, last_data = current, time.monotonic()
                 self._update_lag()
+                if self._announce_quiet(assignment):
+                    last_data = time.monotonic()
                 now = time.monotonic()
                 if self.on_progress is not None and now - reported >= self.progress_seconds:
                     reported = now
@@ -191,26 +205,26 @@ class KafkaRunner:
         return self.stats
 
     def _process(self, batch: dict[Any, list[Any]]) -> None:
-        out = _Outputs()
+        out = Outputs()
         processed: dict[Any, int] = {}
         try:
             for tp, records in batch.items():
-                part = self.partitions.get(tp.partition)
+                part = self.partitions.get((tp.topic, tp.partition))
                 if part is None or records[0].offset != part.next_offset:
                     self._init_partition(tp)  # seeks; these records come again in a later poll
                     continue
                 processed[tp] = -1  # its state moves from here on: forgotten below unless committed
-                self._process_partition(tp, part, records, out)
+                part.stage.process(records, part.replay_until, out)
+                part.next_offset = records[-1].offset + 1
+                if isinstance(part.stage, CardStage):
+                    self._quiet.pop((tp.topic, tp.partition), None)
+                    self.metrics.consumed.labels(str(tp.partition)).inc(len(records))
                 processed[tp] = part.next_offset
             if not processed:
                 return
             stored = write_batch(self.store, out.alerts, out.letters, wait=self._wait)
             if stored:
-                futures = [self.producer.send(topic, key=key, value=value, headers=headers)
-                           for topic, key, value, headers in out.messages]
-                self.producer.flush()
-                for future in futures:
-                    future.get(timeout=0)  # raises if the broker did not take it: nothing is committed then
+                self._send(out.messages)
         except BaseException:
             self._forget(processed)  # a failure or an interrupt mid-batch: no snapshot may hold uncommitted state
             raise
@@ -218,56 +232,63 @@ class KafkaRunner:
             self._forget(processed)
             return
         self._commit(processed)
-        self._record(out, processed)
+        self._record(out)
         self._maybe_snapshot()
 
-    def _process_partition(self, tp: Any, part: PartitionState, records: list[Any], out: _Outputs) -> None:
-        txns: list[Transaction] = []
-        keys: list[bytes | None] = []
-        replay: list[Transaction] = []
-        duplicates = 0
-        admit = part.intake.admit_json
-        for rec in records:
-            outcome = admit(f"{tp.partition}:{rec.offset}", rec.value)
-            if rec.offset < part.replay_until:  # rebuild state only: these results are already in the sinks
-                if type(outcome) is Transaction:
-                    replay.append(outcome)
+    def _send(self, messages: list[Send]) -> None:
+        """Send and wait for every acknowledgement; raises if the broker did not take one (nothing is committed then)."""
+        futures = [self.producer.send(topic, key=key, value=value, headers=headers, partition=partition)
+                   for topic, key, value, headers, partition in messages]
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=0)
+
+    def _announce_quiet(self, assignment: set[Any]) -> bool:
+        """Tell the merchant stage about card partitions read to their end with nothing new for ``quiet_s``, so
+        they stop holding the merge back; True if anything was sent. (Nothing to commit: an Idle lost in a
+        crash is sent again by the partition's next owner.)"""
+        now = time.monotonic()
+        if now - self._observed_at > min(1.0, self.quiet_s / 2):
+            # The loop was busy (a long batch, a store outage): nobody watched the partitions meanwhile, and the ends
+            # known are from before. Quiet time counts again from now, or a busy partition would pass for quiet.
+            self._quiet = {key: (now, True) if announced else (now, False) for key, (_, announced) in self._quiet.items()}
+        self._observed_at = now
+        messages: list[Send] = []
+        for tp in assignment:
+            key = (tp.topic, tp.partition)
+            if tp.topic != self.topics.source or self._quiet.get(key, (0.0, False))[1]:
                 continue
-            if type(outcome) is Transaction:
-                txns.append(outcome)
-                keys.append(_scored_key(rec.key, outcome))
-                out.produced_ms.append(rec.timestamp)
-            elif outcome is DUPLICATE:
-                duplicates += 1
-            else:
-                letter: DeadLetter = outcome  # type: ignore[assignment]
-                out.letters.append(letter)
-                headers = [
-                    ("error.field", (letter.field or RECORD_LEVEL).encode()),
-                    ("error.reason", letter.reason.encode()),
-                    ("source.topic", tp.topic.encode()),
-                    ("source.partition", str(tp.partition).encode()),
-                    ("source.offset", str(rec.offset).encode()),
-                ]
-                # The message as received, card numbers masked in key, value and headers (the letter's reason already is).
-                out.messages.append((self.topics.dead_letters, mask_card_numbers_bytes(rec.key or b"") or rec.key,
-                                     mask_card_numbers_bytes(rec.value or b""),
-                                     [(k, mask_card_numbers_bytes(v) if v else v) for k, v in rec.headers or []] + headers))
-                out.produced_ms.append(rec.timestamp)
-        if replay:
-            part.scorer.features(replay)
-        decisions = part.scorer.decide_batch(txns)
-        bundle = self.bundle
-        for txn, key, d in zip(txns, keys, decisions):
-            out.messages.append((self.topics.scored, key, self._encode(scored_message(txn, d, bundle)), []))
-            if d.alert:
-                out.alerts.append(alert_record(txn, d, bundle))
-        part.next_offset = records[-1].offset + 1
-        self.stats.counters["read"] += len(records)
-        self.stats.counters["scored"] += len(txns)
-        self.stats.counters["duplicates"] += duplicates
-        self.metrics.duplicates.inc(duplicates)
-        self.metrics.consumed.labels(str(tp.partition)).inc(len(records))
+            position, end = self._position(tp), self._end(tp)
+            if end is None or position < end:
+                self._quiet.pop(key, None)
+                continue
+            since = self._quiet.setdefault(key, (now, False))[0]
+            if now - since >= self.quiet_s:
+                idle = encode_stage_message(Idle(tp.partition, position))
+                messages.extend((self.stage_topics.by_merchant, None, idle, [], q)
+                                for q in range(self.stage_topics.merchant_partitions))
+                self._quiet[key] = (since, True)
+        if messages:
+            self._send(messages)
+        return bool(messages)
+
+    def _position(self, tp: Any) -> int:
+        part = self.partitions.get((tp.topic, tp.partition))
+        return part.next_offset if part is not None else self.consumer.position(tp)
+
+    def _end(self, tp: Any) -> int | None:
+        """The partition's end: from the last fetch, or (no fetch has reported: nothing left to read after a
+        restart, or an empty partition) from the broker, asked at most once a second."""
+        high = self.consumer.highwater(tp)
+        if high is not None:
+            return int(high)
+        asked = self._ends.get(tp)
+        if asked is None or time.monotonic() - asked[0] >= 1.0:
+            try:
+                asked = self._ends[tp] = (time.monotonic(), self.consumer.end_offsets([tp])[tp])
+            except KafkaError:
+                return None
+        return asked[1]
 
     # ------------------------------------------------------------------ partitions
 
@@ -275,7 +296,14 @@ class KafkaRunner:
         """Drop the state of partitions whose batch was not stored and committed: the next owner (or this
         runner, after a seek) rebuilds it from the last snapshot and the committed offset."""
         for tp in processed:
-            self.partitions.pop(tp.partition, None)
+            self.partitions.pop((tp.topic, tp.partition), None)
+
+    def _new_stage(self, topic: str, partition: int) -> CardStage | MerchantStage:
+        if topic == self.topics.source:
+            window, card_ids = self.window, self.card_ids
+            return CardStage(topic, partition, self.stage_topics, lambda state: Intake(
+                f"kafka:{topic}:{partition}", state, window=window, card_ids=card_ids), self.state_ttl_ms)
+        return MerchantStage(self.bundle, self.sources, self.stage_topics, self.state_ttl_ms)
 
     def _init_partition(self, tp: Any) -> None:
         """Resume a partition from its snapshot (or the beginning) and mark what is replay."""
@@ -283,22 +311,21 @@ class KafkaRunner:
 
         tp = TopicPartition(tp.topic, tp.partition)
         committed = self.consumer.committed(tp) or 0
-        state: StateStore = open_state_store(self.state_store, ttl_ms=self.state_ttl_ms)
-        loaded = self.snapshots.load(tp.topic, tp.partition, state)
+        stage = self._new_stage(tp.topic, tp.partition)
+        loaded = self.snapshots.load(tp.topic, tp.partition, stage)
         if loaded is not None:
-            start = loaded[0]
+            start = loaded
         else:
             start = self.consumer.beginning_offsets([tp])[tp]
             if start > 0:
                 log.warning("partition %s starts at offset %d: earlier history is gone, state rebuilt from there", tp, start)
         self.consumer.seek(tp, start)
-        intake = Intake(f"kafka:{tp.topic}:{tp.partition}", state, window=self.window, card_ids=self.card_ids)
-        self.partitions[tp.partition] = PartitionState(
-            Scorer(self.bundle, state), intake, next_offset=start, replay_until=max(committed, start), snapshot_offset=start
+        self.partitions[(tp.topic, tp.partition)] = PartitionState(
+            stage, next_offset=start, replay_until=max(committed, start), snapshot_offset=start
         )
         log.info("partition %s: resume at %d, replay to %d", tp, start, max(committed, start))
 
-    def _revoke(self, partitions: set[int]) -> None:
+    def _revoke(self, partitions: set[tuple[str, int]]) -> None:
         with self._lock:
             self._revoked |= partitions
 
@@ -306,11 +333,11 @@ class KafkaRunner:
         """Snapshot and forget partitions this runner no longer owns (everything processed is committed)."""
         with self._lock:
             revoked, self._revoked = self._revoked, set()
-        for p in revoked:
-            part = self.partitions.pop(p, None)
+        for key in revoked:
+            part = self.partitions.pop(key, None)
             if part is not None and part.next_offset > part.snapshot_offset:
-                self.snapshots.save(self.topics.source, p, part.next_offset, part.scorer.state)
-            self.lag.pop(p, None)
+                self.snapshots.save(key[0], key[1], part.next_offset, part.stage)
+            self.lag.pop(key, None)
 
     def _commit(self, processed: dict[Any, int]) -> None:
         from kafka.errors import CommitFailedError
@@ -321,20 +348,18 @@ class KafkaRunner:
         except CommitFailedError as error:
             # A rebalance took partitions away mid-batch: their results are in the sinks (idempotent);
             # the new owner replays from its snapshot. Forget them here so nothing stale is reused.
-            log.warning("offset commit failed (%s); dropping partitions %s", error, sorted(tp.partition for tp in processed))
-            for tp in processed:
-                self.partitions.pop(tp.partition, None)
+            log.warning("offset commit failed (%s); dropping partitions %s", error, sorted(str(tp) for tp in processed))
+            self._forget(processed)
 
     def _maybe_snapshot(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._snapshot_at < self.snapshot_seconds:
             return
         self._snapshot_at = now
-        for p, part in self.partitions.items():
+        for (topic, p), part in self.partitions.items():
             if part.next_offset > part.snapshot_offset:
-                self.snapshots.save(self.topics.source, p, part.next_offset, part.scorer.state)
+                self.snapshots.save(topic, p, part.next_offset, part.stage)
                 part.snapshot_offset = part.next_offset
-
     def _await_source(self, admin: Any, pause_s: float = SOURCE_POLL_S) -> bool:
         """Wait until the source topic exists (True), or until asked to stop (False).
 
@@ -357,7 +382,8 @@ class KafkaRunner:
         return False
 
     def _join(self) -> Any:
-        """A consumer of the source topic in this runner's group, subscribed (partitions come with the join)."""
+        """A consumer of the source and by-merchant topics in this runner's group, subscribed (partitions come
+        with the join: each runner gets card partitions and merchant partitions)."""
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
@@ -373,7 +399,7 @@ class KafkaRunner:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(500, self.session_timeout_ms // 3),
         )
-        consumer.subscribe([self.topics.source], listener=_Listener(self))
+        consumer.subscribe([self.topics.source, self.topics.merchants], listener=_Listener(self))
         return consumer
 
     @property
@@ -390,41 +416,47 @@ class KafkaRunner:
         self.consumer = self._join()
 
     def _caught_up(self, assignment: set[Any]) -> bool:
-        """Whether every assigned partition has been read to its end. The end comes from the last fetch, or, for
-        a partition no fetch has reported on (one with nothing left to read after a restart), from the broker."""
+        """Whether every assigned partition has been read to its end, every card partition has told the merge it
+        is quiet, and no merchant partition holds transactions back."""
         if not assignment:
             return False
-        ends = {tp: self.consumer.highwater(tp) for tp in assignment}
-        unknown = [tp for tp, high in ends.items() if high is None]
-        if unknown:
-            try:
-                ends.update(self.consumer.end_offsets(unknown))
-            except KafkaError:
-                return False
         for tp in assignment:
-            part = self.partitions.get(tp.partition)
-            position = part.next_offset if part is not None else self.consumer.position(tp)
-            if ends.get(tp) is None or position < ends[tp]:
+            end = self._end(tp)
+            if end is None or self._position(tp) < end:
                 return False
+            if tp.topic == self.topics.source:
+                if not self._quiet.get((tp.topic, tp.partition), (0.0, False))[1]:
+                    return False
+            else:
+                part = self.partitions.get((tp.topic, tp.partition))
+                if part is not None and isinstance(part.stage, MerchantStage) and part.stage.pending:
+                    return False
         return True
 
     def _update_lag(self) -> None:
-        from kafka.structs import TopicPartition
+        for (topic, p), part in self.partitions.items():
+            if topic != self.topics.source:
+                continue
+            from kafka.structs import TopicPartition
 
-        for p, part in self.partitions.items():
-            high = self.consumer.highwater(TopicPartition(self.topics.source, p))
+            high = self.consumer.highwater(TopicPartition(topic, p))
             if high is not None:
-                self.lag[p] = max(0, high - part.next_offset)
-                self.metrics.lag.labels(str(p)).set(self.lag[p])
+                self.lag[(topic, p)] = max(0, high - part.next_offset)
+                self.metrics.lag.labels(str(p)).set(self.lag[(topic, p)])
         self.stats.lag = sum(self.lag.values())
 
-    def _record(self, out: _Outputs, processed: dict[Any, int]) -> None:
+    def _record(self, out: Outputs) -> None:
         stats, m = self.stats, self.metrics
         now_ms = time.time() * 1000
         latencies = [(now_ms - t) / 1000 for t in out.produced_ms if t is not None and t > 0]
         stats.latencies_s.extend(latencies)
         for value in latencies:
             m.latency.observe(value)
+        for name, count in out.counts.items():
+            stats.counters[name] = stats.counters.get(name, 0) + count
+        m.duplicates.inc(out.counts["duplicates"])
+        m.late.inc(out.counts["late"])
+        m.pending.set(sum(part.stage.pending for part in self.partitions.values() if isinstance(part.stage, MerchantStage)))
         stats.counters["alerts"] += len(out.alerts)
         stats.counters["dead_letters"] += len(out.letters)
         stats.recent_alerts.extend(out.alerts)
@@ -450,17 +482,11 @@ class _Listener(ConsumerRebalanceListener):
         self.runner = runner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        self.runner._revoke({tp.partition for tp in revoked})
+        self.runner._revoke({(tp.topic, tp.partition) for tp in revoked})
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         pass  # state is set up lazily in the main loop, on the partition's first messages
 
     def on_partitions_lost(self, lost: Any) -> None:
-        self.runner._revoke({tp.partition for tp in lost})
+        self.runner._revoke({(tp.topic, tp.partition) for tp in lost})
 
-
-def _scored_key(key: bytes | None, txn: Transaction) -> bytes | None:
-    """The scored message's key: the input's, unless it holds a card number (then the card's keyed id)."""
-    if key is not None and len(key) >= 13 and key[-1:].isdigit() and mask_card_numbers_bytes(key) != key:
-        return txn.card_id.encode()
-    return key

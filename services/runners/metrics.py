@@ -18,6 +18,10 @@ class PipelineMetrics:
         self.alerts = Counter("fraudstream_alerts", "Transactions flagged as alerts", registry=r)
         self.dead_letters = Counter("fraudstream_dead_letters", "Messages sent to the dead-letter sink", ["field"], registry=r)
         self.duplicates = Counter("fraudstream_duplicates", "Retries of a transaction already scored, skipped", registry=r)
+        self.late = Counter("fraudstream_late", "Transactions that reached the merchant stage's merge after later ones",
+                            registry=r)
+        self.pending = Gauge("fraudstream_merge_pending", "Transactions the merchant stage holds back for slower card partitions",
+                             registry=r)
         self.lag = Gauge("fraudstream_lag", "Messages behind the end of the partition", ["partition"], registry=r)
         self.latency = Histogram(
             "fraudstream_event_to_decision_seconds",

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
-from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.features.step import FEATURES_VERSION
 
-if TYPE_CHECKING:
-    from fraudstream.model.features.store import StateStore
+SNAPSHOT_FORMAT = 3  # 3: a stage's state (card or merchant stage); 2: keyed on features_version
 
-SNAPSHOT_FORMAT = 2  # 2: keyed on features_version (1: on the feature names only)
+
+class Snapshottable(Protocol):
+    """What a snapshot holds: a partition's stage, which gives and takes its state as plain lists and dicts."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, snapshot: dict[str, Any]) -> None: ...
 
 
 class PartitionSnapshot(msgspec.Struct):
@@ -40,9 +44,9 @@ class SnapshotDir:
     def path(self, topic: str, partition: int) -> Path:
         return self.directory / f"{topic}-{partition}.snapshot"
 
-    def load(self, topic: str, partition: int, into: StateStore | None = None) -> tuple[int, StateStore] | None:
-        """``(offset, state)`` with the snapshot restored into ``into`` (a new in-memory store if not given), or
-        None when there is no usable snapshot (missing, unreadable, other features)."""
+    def load(self, topic: str, partition: int, into: Snapshottable) -> int | None:
+        """Restore the snapshot into ``into`` and return its offset, or None when there is no usable snapshot
+        (missing, unreadable, other features or format): ``into`` is then left as it was."""
         path = self.path(topic, partition)
         try:
             snap = msgspec.msgpack.decode(path.read_bytes(), type=PartitionSnapshot)
@@ -50,11 +54,10 @@ class SnapshotDir:
             return None
         if snap.format != SNAPSHOT_FORMAT or snap.features_version != FEATURES_VERSION:
             return None
-        state = into if into is not None else FeatureState()
-        state.restore(snap.state)
-        return snap.offset, state
+        into.restore(snap.state)
+        return snap.offset
 
-    def save(self, topic: str, partition: int, offset: int, state: StateStore) -> None:
+    def save(self, topic: str, partition: int, offset: int, state: Snapshottable) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         payload = msgspec.msgpack.encode(
             PartitionSnapshot(topic, partition, offset, FEATURES_VERSION, state.snapshot())

@@ -11,6 +11,7 @@ import numpy as np
 from fraudstream.services.stores.alerts.base import Alert
 
 # duplicates: retries of a transaction already admitted (same id, same content), skipped, not scored again
+# The Kafka runner adds "late": transactions its merchant stage merged after later ones (runners/kafka_stages.py).
 COUNTERS = ("read", "scored", "alerts", "dead_letters", "duplicates")
 
 

@@ -131,8 +131,6 @@ def test_generate_and_run_a_file(base_env: dict[str, Path]) -> None:
     [
         pytest.param(["run", "--source", "kafka", "--store", "memory://", "--no-live-view"],
                      "the Kafka runner needs kafka, which is not installed: pip install 'fraudstream[kafka]'", id="run-kafka"),
-        pytest.param(["score", "--data", "DATA", "--out", "x.csv", "--partitions", "2"],
-                     "partitioning like Kafka needs kafka, which is not installed: pip install 'fraudstream[kafka]'", id="score-partitions"),
         pytest.param(["produce", "--data", "DATA"],
                      "fraudstream produce needs kafka, which is not installed: pip install 'fraudstream[kafka]'", id="produce"),
         pytest.param(["run", "--source", "file", "--data", "DATA", "--store", "opensearch://127.0.0.1:9", "--no-live-view"],

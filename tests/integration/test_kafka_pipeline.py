@@ -1,8 +1,9 @@
 """The Kafka pipeline against a real broker: produce → run --source kafka → alert store and topics.
 
-Every test compares with `fraudstream score --partitions P` on the same file: the Kafka runner keeps
-state per partition, and the batch scorer reproduces that, so the alerts must be the same ones with
-the same scores — after malformed messages, SIGKILLs, a rebalance, or a broker going down.
+Every test compares with plain `fraudstream score` on the same file: whatever the number of partitions and
+runners, the Kafka runner computes card features over each card's traffic and merchant features over each
+merchant's (its merchant stage), in the file's order, so the alerts must be the same ones with the same
+scores — after malformed messages, SIGKILLs, a rebalance, or a broker going down.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def runner_args(bootstrap: str, topic: str, group: str, store: Path, state: Path
         "--scored-topic", f"{topic}.scored", "--dlq-topic", f"{topic}.dlq", "--store", str(store),
         "--state-dir", str(state), "--no-live-view", "--batch-size", "500", "--stop-when-idle", str(idle),
         "--session-timeout", "6",
+        # A partition counts as quiet (no longer holding the merchant stage back) only after 10 s without data:
+        # a producer stalled that long on a loaded machine would otherwise make its next rows late.
+        "--quiet-after", "10",
     ]
 
 
@@ -58,8 +62,8 @@ def alerts_in(store: Path) -> dict[str, float]:
         return dict(db.execute("SELECT transaction_id, score FROM alerts").fetchall())
 
 
-def expected_alerts(data: Path, model: Path, partitions: int, out: Path) -> dict[str, float]:
-    cli("score", "--data", str(data), "--model", str(model), "--out", str(out), "--partitions", str(partitions))
+def expected_alerts(data: Path, model: Path, out: Path) -> dict[str, float]:
+    cli("score", "--data", str(data), "--model", str(model), "--out", str(out))
     with open(out, newline="") as handle:
         return {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle) if r["alert"] == "1"}
 
@@ -90,6 +94,8 @@ def produce(bootstrap: str, topic: str, data: Path, partitions: int, replication
 def test_round_trip_scores_every_valid_message_once_and_dead_letters_the_rest(
     kafka, workload, tmp_path, unique, partitions
 ) -> None:
+    """With 4 partitions this failed before the merchant stage: merchant state kept per card partition gave
+    other merchant features than training's (the runner then equalled the removed ``score --partitions 4``)."""
     data, model, ids = workload
     topic = f"tx-{unique}"
     produce(kafka, topic, data, partitions)
@@ -98,9 +104,12 @@ def test_round_trip_scores_every_valid_message_once_and_dead_letters_the_rest(
     store = tmp_path / "alerts.db"
     cli(*runner_args(kafka, topic, f"g-{unique}", store, tmp_path / "state", model))
 
-    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
     scored = [json.loads(m.value) for m in consume_all(kafka, f"{topic}.scored")]
     assert sorted(s["transaction_id"] for s in scored) == sorted(ids)  # every valid one, exactly once
+    with open(tmp_path / "scores.csv", newline="") as handle:  # every score, not only the alerts': same features
+        expected_scores = {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle)}
+    assert {s["transaction_id"]: s["score"] for s in scored} == expected_scores
     dlq = consume_all(kafka, f"{topic}.dlq")
     assert sorted(m.value for m in dlq) == sorted(value for _, value, _ in MALFORMED)
     for message in dlq:
@@ -124,7 +133,7 @@ def test_retries_reused_ids_impossible_times_and_disorder_are_handled_as_score_h
     store = tmp_path / "alerts.db"
     cli(*runner_args(kafka, topic, f"g-{unique}", store, tmp_path / "state", model))
 
-    expected = expected_alerts(data, model, partitions, tmp_path / "scores.csv")
+    expected = expected_alerts(data, model, tmp_path / "scores.csv")
     assert len(expected) > 5
     assert_same_alerts(alerts_in(store), expected)
     with open(tmp_path / "scores.csv", newline="") as handle:
@@ -165,7 +174,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(kafka, workload, tm
     assert last.returncode == 0, last.stderr
     if _count(store) < 1:
         pytest.fail("no alerts at all")
-    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
     scored = {json.loads(m.value)["transaction_id"] for m in consume_all(kafka, f"{topic}.scored")}
     assert scored == ids  # at least once on the topic; the alert store is exactly once
 
@@ -192,7 +201,7 @@ def test_a_runner_started_before_the_producer_leaves_the_partitions_to_the_produ
             runner.wait()
         errors.close()
     assert _partitions_of(kafka, topic) == partitions
-    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
 
 
 def _topic_exists(bootstrap: str, topic: str) -> bool:
@@ -257,7 +266,7 @@ def test_a_second_runner_takes_over_when_one_is_killed(kafka, workload, tmp_path
                 runner.kill()
                 runner.wait()
         producing.join()
-    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
 
 
 def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_path, unique) -> None:
@@ -266,7 +275,9 @@ def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_
     data, model, ids = workload
     topic, partitions = f"tx-{unique}", 3
     store = tmp_path / "alerts.db"
-    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "1200"))
+    # 600/s: production lasts about 25 s, so it is still going when the runner (which first creates its
+    # by-merchant topic on the cluster) has stored its first alerts on a loaded machine.
+    producing = threading.Thread(target=produce, args=(kafka_cluster, topic, data, partitions, 3, "600"))
     producing.start()
     wait_for(lambda: topic_size(kafka_cluster, topic), "the first messages on the topic")
     runner = subprocess.Popen(
@@ -281,7 +292,7 @@ def test_a_broker_going_down_mid_run_loses_nothing(kafka_cluster, workload, tmp_
         assert runner.wait(timeout=300) == 0, runner.stderr.read().decode()
     finally:
         service("kafka", "start", "--node", "2")
-    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
     scored = {json.loads(m.value)["transaction_id"] for m in consume_all(kafka_cluster, f"{topic}.scored")}
     assert scored == ids
 
@@ -320,7 +331,7 @@ def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path,
             runner.kill()
     # What it committed and snapshotted on the way out is a correct place to carry on from.
     cli(*runner_args(kafka, topic, f"g-{unique}", store, state, model))
-    assert_same_alerts(alerts_in(store), expected_alerts(data, model, partitions, tmp_path / "scores.csv"))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))
 
 
 def test_a_restart_with_nothing_left_to_read_stops_when_idle(kafka, workload, tmp_path, unique) -> None:
@@ -351,7 +362,7 @@ def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> dict[
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "first contact"])
 def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offsets(kafka, workload, tmp_path, unique, how) -> None:
     """A mistyped --store: a signal stops the runner at once, or the first-contact wait ends it with one error
-    line; either way nothing is committed and no snapshot is written (nothing was stored)."""
+    line; either way no verdict is committed and no merchant-stage snapshot is written (nothing was stored)."""
     from support import free_port
 
     data, model, _ = workload
@@ -382,5 +393,8 @@ def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offse
             runner.kill()
             runner.wait()
     assert "Traceback" not in log.read_text(errors="replace")
-    assert _committed(kafka, topic, group, partitions) == dict.fromkeys(range(partitions))
-    assert [f for f in (tmp_path / "state").rglob("*") if f.is_file()] == []  # no snapshot of unstored state
+    # The card stage stores nothing (no dead letters here): it may have forwarded and committed. No verdict was
+    # committed, and no merchant-stage snapshot holds state whose alerts were not stored.
+    merchant_partitions = _partitions_of(kafka, f"{topic}.by-merchant")
+    assert _committed(kafka, f"{topic}.by-merchant", group, merchant_partitions) == dict.fromkeys(range(merchant_partitions))
+    assert [f for f in (tmp_path / "state").rglob("*by-merchant*") if f.is_file()] == []

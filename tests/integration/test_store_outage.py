@@ -40,7 +40,7 @@ def test_the_alert_store_going_down_mid_run_loses_and_doubles_nothing(kafka, tmp
         [str(BIN), "run", "--source", "kafka", "--bootstrap", kafka, "--topic", topic, "--group", f"g-{unique}",
          "--scored-topic", f"{topic}.scored", "--dlq-topic", f"{topic}.dlq", "--model", str(tmp_path / "model"),
          "--store", url, "--state-dir", str(tmp_path / "state"), "--no-live-view", "--stop-when-idle", "8",
-         "--session-timeout", "6", "--batch-size", "300"],
+         "--session-timeout", "6", "--batch-size", "300", "--quiet-after", "10"],
         stdout=subprocess.DEVNULL, stderr=errors,
     )
     store = open_store(url)
@@ -65,7 +65,7 @@ def test_the_alert_store_going_down_mid_run_loses_and_doubles_nothing(kafka, tmp
     assert code == 0, log.read_text(errors="replace")
 
     cli("score", "--data", str(tmp_path / "stream.jsonl"), "--model", str(tmp_path / "model"),
-        "--out", str(tmp_path / "scores.csv"), "--partitions", str(partitions))
+        "--out", str(tmp_path / "scores.csv"))
     with open(tmp_path / "scores.csv", newline="") as handle:
         expected = {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle) if r["alert"] == "1"}
     store = open_store(url)

@@ -220,3 +220,18 @@ def test_a_merchant_stage_apart_from_the_card_stage_computes_what_step_computes(
                 assert len(card_features) == N_CARD_FEATURES
                 rows[i] = card_features + merchant_step(merchant, t, handover)
     assert [rows[i] for i in range(len(events))] == expected
+
+
+@pytest.mark.parametrize("ttl_days", [None, 2])
+def test_the_two_halves_of_a_split_store_compute_what_one_store_computes(ttl_days) -> None:
+    """The Kafka runner keeps cards in one store (card stage) and merchants in another (merchant stage)."""
+    from fraudstream.model.schema import validate
+    from fraudstream.services.sources.generator import GeneratorConfig, generate
+
+    ttl = ttl_days * 86_400_000 if ttl_days else None
+    whole, cards, merchants = FeatureState(ttl), FeatureState(ttl), FeatureState(ttl)
+    for row in generate(GeneratorConfig(cards=200, days=6, seed=9)):
+        txn = validate(row)
+        card_part, handover = cards.card_features(txn)
+        assert whole.features(txn) == card_part + merchants.merchant_features(txn, handover)
+    assert len(cards.merchants) == 0 and len(merchants.cards) == 0

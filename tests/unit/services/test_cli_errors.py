@@ -114,6 +114,12 @@ def test_help_lists_the_exit_codes() -> None:
 class RefusingAdmin:
     """A KafkaAdminClient whose cluster has 2 live brokers, so replication 3 is refused (the broker's error 38)."""
 
+    def list_topics(self) -> list[str]:
+        return ["transactions"]  # the source exists: the runner then creates its own topics
+
+    def describe_topics(self, topics: list[str]) -> list[dict]:
+        return [{"topic": name, "partitions": [{"partition": 0}, {"partition": 1}]} for name in topics]
+
     def create_topics(self, request: dict, raise_errors: bool = True) -> dict:
         return {"topics": [{"name": name, "error_code": 38,
                             "error_message": "Replication factor: 3 larger than available brokers: 2."} for name in request]}
@@ -187,6 +193,12 @@ def test_a_real_command_without_its_extra_fails_with_the_install_hint(
 
 class LeaderlessAdmin(RefusingAdmin):
     """Creates the topics, but their partitions get no leader in time (brokers down): kafka-python's own timeout."""
+
+    def list_topics(self) -> list[str]:
+        return ["transactions"]  # the source exists: the runner then creates its own topics
+
+    def describe_topics(self, topics: list[str]) -> list[dict]:
+        return [{"topic": name, "partitions": [{"partition": 0}, {"partition": 1}]} for name in topics]
 
     def create_topics(self, request: dict, raise_errors: bool = True) -> dict:
         return {"topics": [{"name": name, "error_code": 0, "error_message": None} for name in request]}

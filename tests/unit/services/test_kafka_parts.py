@@ -58,13 +58,13 @@ def test_snapshots_round_trip_and_ignore_unusable_files(tmp_path) -> None:
     state = FeatureState()
     for i in range(5):
         state.step(make_txn(i, T0 + i * 60_000, card_id=f"c{i % 2}"))
-    assert snapshots.load("tx", 0) is None
+    restored = FeatureState()
+    assert snapshots.load("tx", 0, restored) is None and len(restored) == 0
     snapshots.save("tx", 0, 5, state)
-    offset, restored = snapshots.load("tx", 0)
-    assert offset == 5 and restored.snapshot() == state.snapshot()
+    assert snapshots.load("tx", 0, restored) == 5 and restored.snapshot() == state.snapshot()
     assert not list(tmp_path.glob("*.tmp"))
     snapshots.path("tx", 1).write_bytes(b"not msgpack at all")
-    assert snapshots.load("tx", 1) is None
+    assert snapshots.load("tx", 1, restored) is None
 
 
 def test_snapshots_are_keyed_on_the_features_version_not_the_model(tmp_path, monkeypatch) -> None:
@@ -75,9 +75,9 @@ def test_snapshots_are_keyed_on_the_features_version_not_the_model(tmp_path, mon
     state = FeatureState()
     state.step(make_txn(0, T0))
     snapshots.save("tx", 0, 1, state)  # a snapshot holds no model version: nothing to change on retrain
-    assert snapshots.load("tx", 0)[0] == 1
+    assert snapshots.load("tx", 0, FeatureState()) == 1
     monkeypatch.setattr(module, "FEATURES_VERSION", "2-other")
-    assert snapshots.load("tx", 0) is None
+    assert snapshots.load("tx", 0, FeatureState()) is None
 
 
 def test_caught_up_asks_the_broker_for_ends_no_fetch_has_reported() -> None:
@@ -104,13 +104,19 @@ def test_caught_up_asks_the_broker_for_ends_no_fetch_has_reported() -> None:
         def position(self, tp: TopicPartition) -> int:
             return 40
 
+    from fraudstream.services.runners.kafka import KafkaTopics
+
     tps = {TopicPartition("t", 0), TopicPartition("t", 1)}
     runner = KafkaRunner.__new__(KafkaRunner)
-    runner.partitions = {}
+    runner.partitions, runner._ends, runner._quiet, runner.topics = {}, {}, {}, KafkaTopics("t")
     runner.consumer = Consumer(dict.fromkeys(tps, 40))
-    assert runner._caught_up(tps) and runner.consumer.asked == [[0, 1]]
+    assert not runner._caught_up(tps)  # read to the end, but the merchant stage was not told the source is quiet
+    runner._quiet = {("t", 0): (0.0, True), ("t", 1): (0.0, True)}
+    assert runner._caught_up(tps) and sorted(runner.consumer.asked) == [[0], [1]]
+    runner._ends = {}
     runner.consumer = Consumer({TopicPartition("t", 0): 40, TopicPartition("t", 1): 41})
     assert not runner._caught_up(tps)
+    runner._ends = {}
     runner.consumer = Consumer(dict.fromkeys(tps, 40), fail=True)
     assert not runner._caught_up(tps)
 
@@ -152,4 +158,35 @@ def test_the_runner_waits_for_its_source_topic_instead_of_having_the_broker_crea
     monkeypatch.setattr(kafka, "KafkaConsumer", Consumer)
     runner.settings, runner.group, runner.batch_size, runner.session_timeout_ms = KafkaSettings(), "g", 10, 6000
     consumer = runner._join()
-    assert consumer.topics == ["tx"] and made[0]["allow_auto_create_topics"] is False
+    assert consumer.topics == ["tx", "tx.by-merchant"] and made[0]["allow_auto_create_topics"] is False
+
+
+def test_a_partition_counts_as_quiet_only_after_being_watched_at_its_end_for_the_whole_quiet_time() -> None:
+    """A long store outage blocked the loop; the ends it knew were from before, so every partition looked read to
+    its end and 'quiet' for the whole outage, and its Idle let the merge run ahead of data that was waiting."""
+    import time
+
+    from kafka.structs import TopicPartition
+
+    from fraudstream.services.runners.kafka import KafkaRunner, KafkaTopics
+    from fraudstream.services.runners.kafka_stages import StageTopics
+
+    class Consumer:
+        def highwater(self, tp: TopicPartition) -> int:
+            return 40
+
+        def position(self, tp: TopicPartition) -> int:
+            return 40
+
+    sent: list = []
+    tp = TopicPartition("t", 0)
+    runner = KafkaRunner.__new__(KafkaRunner)
+    runner.partitions, runner._ends, runner.topics, runner.quiet_s = {}, {}, KafkaTopics("t"), 2.0
+    runner.stage_topics = StageTopics("t.by-merchant", 3, "s", "d")
+    runner.consumer, runner._send = Consumer(), sent.extend
+    now = time.monotonic()
+    runner._quiet, runner._observed_at = {("t", 0): (now - 100, False)}, now - 60  # the loop was stuck for a minute
+    assert runner._announce_quiet({tp}) is False and sent == []
+    runner._quiet[("t", 0)] = (time.monotonic() - 3, False)  # watched at its end, loop turning, for 3 s
+    assert runner._announce_quiet({tp}) is True and len(sent) == 3  # one Idle per merchant partition
+    assert runner._announce_quiet({tp}) is False and len(sent) == 3  # said once per quiet spell
