@@ -167,6 +167,7 @@ def detectors() -> dict[str, Fitter]:
         "evidence+basics": _sklearn_style(lambda: EvidenceGroupForestsDetector(groups=False, with_all=True,
                                                                               with_basics=True)),
         "evidence": _sklearn_style(EvidenceDetector),
+        "evidence[cold]": _sklearn_style(lambda: EvidenceDetector(warm_history=0)),  # before: tables from every row
         "tails_lift[labels]": _sklearn_style(lambda: TailEvidenceDetector(combine="weighted"), labels=True),
         "evidence[labels]": _sklearn_style(EvidenceDetector, labels=True),
         "evidence[20% labels]": _some_labels(_sklearn_style(EvidenceDetector, labels=True)),
