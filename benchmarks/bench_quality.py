@@ -290,7 +290,8 @@ def main() -> None:
     parser.add_argument("--detectors", default="", help="comma-separated detectors [default: all]")
     parser.add_argument("--name", default="quality", help="results file name (benchmarks/results/NAME.json)")
     parser.add_argument("--cache", type=Path, default=None,
-                        help="keep each data set's feature matrix here (e.g. var/quality-cache) and reuse it")
+                        help="keep each data set's feature matrix here (e.g. var/quality-cache) and reuse it; "
+                             "keyed on the feature definition only: empty it after changing benchmarks/datasets")
     args = parser.parse_args()
     pin_one_core()
     makers = builders(quick=args.quick)
