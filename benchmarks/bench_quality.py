@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,27 +37,27 @@ from datasets import DataSet, builders  # noqa: E402
 from fraudstream.model import baselines  # noqa: E402
 from fraudstream.model.evaluate import evaluate  # noqa: E402
 from fraudstream.model.bundle import load_bundle, save_bundle  # noqa: E402
-from fraudstream.model.features.step import FEATURE_NAMES  # noqa: E402
+from fraudstream.model.features.step import FEATURE_NAMES, FEATURES_VERSION  # noqa: E402
 from fraudstream.model.policy import threshold_for_alert_rate  # noqa: E402
 from fraudstream.model.train import DEFAULT_ALERT_RATE, feature_matrix, train_bundle  # noqa: E402
 
 DAY_MS = 86_400_000
 # Fit on X_train, return (train scores, test scores). Training labels are passed, and only the
 # detectors named with [labels] read them (a fraud team's confirmed frauds); the rest never do.
-Fitter = Callable[[np.ndarray, np.ndarray, DataSet, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Fitter = Callable[[np.ndarray, np.ndarray, "Replayed", np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def naive_iforest(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def naive_iforest(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What a new user writes in five lines (model/baselines.py, the one `fraudstream evaluate` prints too)."""
     score = baselines.naive_iforest(Xtr, with_distance=ds.has_coordinates)
     return score(Xtr), score(Xte)
 
 
-def amount_alone(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def amount_alone(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return baselines.amount_alone(Xtr), baselines.amount_alone(Xte)
 
 
-def former_default(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def former_default(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The default before issue 10: the 26 features through the project's Isolation Forest."""
     from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
 
@@ -67,7 +68,7 @@ def former_default(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarra
 def product_default(labels: bool) -> Fitter:
     """The product's path, as `fraudstream train` takes it: train_bundle's default detector (with the
     training labels when ``labels``), saved as a bundle, loaded back, scored as serving scores."""
-    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with tempfile.TemporaryDirectory() as tmp:
             trained = train_bundle(Xtr, created_at="benchmark", labels=ytr if labels else None)
             bundle = load_bundle(save_bundle(trained, Path(tmp) / "model"))
@@ -75,7 +76,7 @@ def product_default(labels: bool) -> Fitter:
     return fit
 
 
-def forest_without_constants(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def forest_without_constants(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The default forest, minus the features constant in the training window."""
     from fraudstream.model.detectors.isolation_forest import IsolationForestDetector
 
@@ -85,7 +86,7 @@ def forest_without_constants(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr:
 
 
 def _sklearn_style(make: Callable[[], Any], labels: bool = False) -> Fitter:
-    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         det = make().fit(Xtr, ytr if labels else None)
         return det.score_samples(Xtr), det.score_samples(Xte)
     return fit
@@ -109,7 +110,7 @@ def balance_columns(ds: DataSet) -> np.ndarray | None:
 
 def with_balance(make: Callable[[tuple[str, ...]], Any], labels: bool = False) -> Fitter:
     """Fit on the 26 features plus the proposed balance features where the data set has balances."""
-    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         names = FEATURE_NAMES + (BALANCE_FEATURES if Xtr.shape[1] > len(FEATURE_NAMES) else ())
         det = make(names).fit(Xtr, ytr if labels else None)
         return det.score_samples(Xtr), det.score_samples(Xte)
@@ -118,7 +119,7 @@ def with_balance(make: Callable[[tuple[str, ...]], Any], labels: bool = False) -
 
 def _some_labels(fitter: Fitter, share: float = 0.2) -> Fitter:
     """Only a fifth of the training frauds confirmed (the rest look legitimate): labels arrive late and partly."""
-    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         kept = (ytr == 1) & (np.random.default_rng(0).random(ytr.size) < share)
         return fitter(Xtr, Xte, ds, kept.astype(np.int64))
     return fit
@@ -126,7 +127,7 @@ def _some_labels(fitter: Fitter, share: float = 0.2) -> Fitter:
 
 def _base(fitter: Fitter) -> Fitter:
     """Only the step's 26 features (drops the proposed extra columns)."""
-    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: DataSet, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def fit(Xtr: np.ndarray, Xte: np.ndarray, ds: Replayed, ytr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(FEATURE_NAMES)
         return fitter(Xtr[:, :n], Xte[:, :n], ds, ytr)
     return fit
@@ -137,7 +138,9 @@ def detectors() -> dict[str, Fitter]:
     from fraudstream.model.detectors.evidence import EvidenceDetector
     from fraudstream.model.detectors.group_forest import (
         EvidenceForestDetector,
+        EvidenceGroupForestsDetector,
         GroupForestDetector,
+        TruncatedEvidenceForestDetector,
         OneSidedForestDetector,
     )
     from fraudstream.model.detectors.tails import TailEvidenceDetector
@@ -155,7 +158,16 @@ def detectors() -> dict[str, Fitter]:
         "tails_fisher": _sklearn_style(lambda: TailEvidenceDetector(combine="fisher")),
         "ecod_one_sided": _sklearn_style(lambda: TailEvidenceDetector(combine="features")),
         "evidence_forest_256": _sklearn_style(EvidenceForestDetector),
+        "evidence_by_group": _sklearn_style(lambda: EvidenceForestDetector(n_estimators=300, max_samples=1024,
+                                                                            by_group=True)),
+        "evidence_truncated": _sklearn_style(lambda: TruncatedEvidenceForestDetector(n_estimators=300, max_samples=1024)),
+        "group_evidence_forests": _sklearn_style(EvidenceGroupForestsDetector),
+        "group_evidence_forests_max": _sklearn_style(lambda: EvidenceGroupForestsDetector(combine="max")),
+        "evidence+groups": _sklearn_style(lambda: EvidenceGroupForestsDetector(with_all=True)),
+        "evidence+basics": _sklearn_style(lambda: EvidenceGroupForestsDetector(groups=False, with_all=True,
+                                                                              with_basics=True)),
         "evidence": _sklearn_style(EvidenceDetector),
+        "evidence[cold]": _sklearn_style(lambda: EvidenceDetector(warm_history=0)),  # before: tables from every row
         "tails_lift[labels]": _sklearn_style(lambda: TailEvidenceDetector(combine="weighted"), labels=True),
         "evidence[labels]": _sklearn_style(EvidenceDetector, labels=True),
         "evidence[20% labels]": _some_labels(_sklearn_style(EvidenceDetector, labels=True)),
@@ -167,25 +179,67 @@ def detectors() -> dict[str, Fitter]:
     return out
 
 
-def run_set(ds: DataSet, fitters: dict[str, Fitter], k: int = 100) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Replayed:
+    """A data set after the feature step: what every detector sees (cacheable, so options compare fast)."""
+
+    name: str
+    about: str
+    has_coordinates: bool
+    X: np.ndarray  # the step's features (+ the balance columns where the data has balances)
+    t: np.ndarray  # event time, ms
+    labels: np.ndarray
+    cards: np.ndarray
+    scenarios: np.ndarray
+    feature_seconds: float
+
+
+def replay(ds: DataSet) -> Replayed:
+    """Run the feature step over ``ds`` in event-time order (history carried through)."""
     started = time.perf_counter()
     X = feature_matrix(ds.txns)
     balance = balance_columns(ds)
     if balance is not None:
         X = np.column_stack([X, balance])
-    feature_seconds = time.perf_counter() - started
-    t = np.array([x.timestamp_ms for x in ds.txns])
+    return Replayed(ds.name, ds.about, ds.has_coordinates, X, np.array([x.timestamp_ms for x in ds.txns]),
+                    np.array([x.is_fraud for x in ds.txns], dtype=np.int64), np.array([x.card_id for x in ds.txns]),
+                    np.array([str(x.extra.get("scenario") or "") for x in ds.txns]),
+                    round(time.perf_counter() - started, 1))
+
+
+def cached_replay(name: str, make: Callable[[], DataSet], cache: Path | None, quick: bool) -> Replayed:
+    """:func:`replay`, kept in ``cache`` (npz, keyed on the feature definition) when a cache is given."""
+    path = None if cache is None else cache / f"{name}{'-quick' if quick else ''}-{FEATURES_VERSION}.npz"
+    if path is not None and path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return Replayed(name, str(z["about"]), bool(z["has_coordinates"]), z["X"], z["t"], z["labels"],
+                            z["cards"], z["scenarios"], float(z["feature_seconds"]))
+    t0 = time.perf_counter()
+    ds = make()
+    print(f"{name}: {len(ds.txns):,} rows made in {time.perf_counter() - t0:.1f} s", flush=True)
+    r = replay(ds)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, about=r.about, has_coordinates=r.has_coordinates, X=r.X, t=r.t, labels=r.labels,
+                 cards=r.cards, scenarios=r.scenarios, feature_seconds=r.feature_seconds)
+    return r
+
+
+def run_set(ds: Replayed, fitters: dict[str, Fitter], k: int = 100) -> dict[str, Any]:
+    X = ds.X
+    feature_seconds = ds.feature_seconds
+    t = ds.t
     day = (t - t[0] // DAY_MS * DAY_MS) // DAY_MS
     days = int(day.max()) + 1
     train = day < (2 * days) // 3
     test = ~train
-    labels = np.array([x.is_fraud for x in ds.txns], dtype=np.int64)
-    cards = [x.card_id for x in ds.txns]
-    scen = [str(x.extra.get("scenario") or "") for x in ds.txns]
+    labels = ds.labels
+    cards = ds.cards.tolist()
+    scen = ds.scenarios.tolist()
     te_idx = np.flatnonzero(test)
     out: dict[str, Any] = {
         "about": ds.about,
-        "rows": len(ds.txns), "days": days, "train_rows": int(train.sum()), "test_rows": int(test.sum()),
+        "rows": len(t), "days": days, "train_rows": int(train.sum()), "test_rows": int(test.sum()),
         "fraud_rate_test": float(labels[test].mean()),
         "feature_seconds": round(feature_seconds, 1),
         "detectors": {},
@@ -235,6 +289,9 @@ def main() -> None:
     parser.add_argument("--sets", default="", help="comma-separated data sets [default: all]")
     parser.add_argument("--detectors", default="", help="comma-separated detectors [default: all]")
     parser.add_argument("--name", default="quality", help="results file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep each data set's feature matrix here (e.g. var/quality-cache) and reuse it; "
+                             "keyed on the feature definition only: empty it after changing benchmarks/datasets")
     args = parser.parse_args()
     pin_one_core()
     makers = builders(quick=args.quick)
@@ -245,9 +302,7 @@ def main() -> None:
     started = time.perf_counter()
     results = {}
     for name in chosen:
-        t0 = time.perf_counter()
-        ds = makers[name]()
-        print(f"{name}: {len(ds.txns):,} rows made in {time.perf_counter() - t0:.1f} s", flush=True)
+        ds = cached_replay(name, makers[name], args.cache, args.quick)
         results[name] = run_set(ds, fitters)
         del ds
     print_table(results, list(fitters))

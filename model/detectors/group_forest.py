@@ -135,3 +135,68 @@ class EvidenceForestDetector:
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         return self.calibration_.neg_log_tail(self.forest_.score_many(self._evidence(X))) / LN10
+
+
+class EvidenceGroupForestsDetector:
+    """A forest per feature group over that group's evidence; the groups' calibrated tails summed (Fisher).
+
+    Each question (amount, velocity, geography, novelty, time, merchant) is isolated on its own, so a
+    strong signal in one group is not drowned by the others' noise; optionally a forest over all the
+    evidence (``with_all``) or over the transaction's basics (``with_basics``: amount and hour) joins the sum.
+    """
+
+    def __init__(self, feature_names: tuple[str, ...] = FEATURE_NAMES, *, n_estimators: int = 100,
+                 max_samples: int = 256, random_state: int = 0, combine: str = "fisher",
+                 with_all: bool = False, groups: bool = True, with_basics: bool = False) -> None:
+        self.feature_names = feature_names
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.random_state = random_state
+        self.combine = combine  # fisher (sum of -log tails) | max
+        self.with_all = with_all
+        self.groups = groups
+        self.with_basics = with_basics
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> EvidenceGroupForestsDetector:
+        from fraudstream.model.detectors.tails import TailEvidenceDetector
+
+        self.evidence_ = TailEvidenceDetector(self.feature_names).fit(X)
+        E = np.column_stack(list(self.evidence_.feature_evidence(X).values()))
+        names = [self.feature_names[i] for i in self.evidence_.tables_]
+        sets: dict[str, list[int]] = {}
+        if self.groups:
+            for j, i in enumerate(self.evidence_.tables_):
+                sets.setdefault(self.evidence_.groups_[i], []).append(j)
+        if self.with_all:
+            sets["all"] = list(range(len(names)))
+        if self.with_basics:
+            sets["basics"] = [j for j, n in enumerate(names) if n in ("amount_log", "amount_ratio_30d_log", "hour_of_day")]
+        self.parts_ = {}
+        for g, cols in sets.items():
+            if not cols:
+                continue
+            big = g == "all"
+            forest = IsolationForestDetector(300 if big else self.n_estimators, 1024 if big else self.max_samples,
+                                             self.random_state).fit(E[:, cols])
+            self.parts_[g] = (cols, forest, TailTable.fit(forest.score_many(E[:, cols]), interpolate=True))
+        self.calibration_ = TailTable.fit(self._raw(E), interpolate=True)
+        return self
+
+    def _raw(self, E: np.ndarray) -> np.ndarray:
+        tails = [table.neg_log_tail(forest.score_many(E[:, cols])) for cols, forest, table in self.parts_.values()]
+        return np.sum(tails, axis=0) if self.combine == "fisher" else np.max(tails, axis=0)
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        E = np.column_stack(list(self.evidence_.feature_evidence(X).values()))
+        return self.calibration_.neg_log_tail(self._raw(E)) / LN10
+
+
+class TruncatedEvidenceForestDetector(EvidenceForestDetector):
+    """The evidence forest on evidence past a tail probability ``tau`` only (below it: 0), so the bulk cannot isolate."""
+
+    def __init__(self, feature_names: tuple[str, ...] = FEATURE_NAMES, *, tau: float = 0.05, **kw: object) -> None:
+        super().__init__(feature_names, **kw)  # type: ignore[arg-type]
+        self.tau = tau
+
+    def _evidence(self, X: np.ndarray) -> np.ndarray:
+        return np.clip(super()._evidence(X) + np.log(self.tau), 0.0, None)

@@ -145,3 +145,26 @@ def test_a_fitted_detector_pickles_through_its_parts() -> None:
         again = pickle.loads(pickle.dumps(det))
         np.testing.assert_array_equal(again.score_many(X[:300]), det.score_many(X[:300]))
         assert again.score_one(X[0].tolist()) == det.score_one(X[0].tolist())
+
+
+def test_without_labels_unusual_is_learned_from_cards_with_a_baseline() -> None:
+    # A card's first transactions have no baseline: their ratios to "the card's usual" are noise. Learned
+    # with them, a ratio far above every settled card's would look ordinary (issue 10: the label-free path).
+    rng = np.random.default_rng(3)
+    n = 4_000
+    X = _features(n)
+    cold = rng.random(n) < 0.3
+    X[:, INDEX["card_history_log"]] = np.where(cold, 0.0, np.log1p(20.0))
+    X[:, INDEX["amount_ratio_30d_log"]] = np.where(cold, rng.normal(0.0, 3.0, n), rng.normal(0.0, 0.3, n))
+    det = EvidenceDetector(n_estimators=20, max_samples=256).fit(X)
+    row = np.median(X[~cold], axis=0)
+    row[INDEX["amount_ratio_30d_log"]] = 2.0  # beyond every settled card's ratio, ordinary among first transactions
+    used = list(det.columns_).index(INDEX["amount_ratio_30d_log"])
+    assert det.evidence(row[None, :])[0, used] > np.log(100.0)
+    fitted_on = det.to_parts().metadata["fitted_on"]
+    assert fitted_on["rows"] == int((~cold).sum()) and fitted_on["of"] == n
+    # The calibration still counts every training row, so a budget keeps its meaning.
+    assert abs(float(np.mean(det.neg_log10_tail(X) >= 2.0)) - 0.01) < 0.003
+    # With labels, the weights learn from every row, the first transactions included.
+    Xl, y = _labelled()
+    assert EvidenceDetector(n_estimators=10, max_samples=128).fit(Xl, y).to_parts().metadata["fitted_on"]["rows"] == len(Xl)
