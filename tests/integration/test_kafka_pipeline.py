@@ -109,7 +109,7 @@ def test_round_trip_scores_every_valid_message_once_and_dead_letters_the_rest(
     assert sorted(s["transaction_id"] for s in scored) == sorted(ids)  # every valid one, exactly once
     with open(tmp_path / "scores.csv", newline="") as handle:  # every score, not only the alerts': same features
         expected_scores = {r["transaction_id"]: float(r["score"]) for r in csv.DictReader(handle)}
-    assert {s["transaction_id"]: s["score"] for s in scored} == expected_scores
+    assert_same_alerts({s["transaction_id"]: s["score"] for s in scored}, expected_scores)
     dlq = consume_all(kafka, f"{topic}.dlq")
     assert sorted(m.value for m in dlq) == sorted(value for _, value, _ in MALFORMED)
     for message in dlq:
@@ -349,20 +349,10 @@ def test_a_restart_with_nothing_left_to_read_stops_when_idle(kafka, workload, tm
     assert alerts_in(store) == first and first
 
 
-def _committed(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int | None]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
-    finally:
-        consumer.close()
-
-
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "first contact"])
-def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offsets(kafka, workload, tmp_path, unique, how) -> None:
+def test_a_store_that_never_answers_neither_holds_the_runner_nor_loses_anything(kafka, workload, tmp_path, unique, how) -> None:
     """A mistyped --store: a signal stops the runner at once, or the first-contact wait ends it with one error
-    line; either way no verdict is committed and no merchant-stage snapshot is written (nothing was stored)."""
+    line; either way nothing is lost: a rerun with a store that answers ends with every alert."""
     from support import free_port
 
     data, model, _ = workload
@@ -393,8 +383,9 @@ def test_a_store_that_never_answers_neither_holds_the_runner_nor_moves_its_offse
             runner.kill()
             runner.wait()
     assert "Traceback" not in log.read_text(errors="replace")
-    # The card stage stores nothing (no dead letters here): it may have forwarded and committed. No verdict was
-    # committed, and no merchant-stage snapshot holds state whose alerts were not stored.
-    merchant_partitions = _partitions_of(kafka, f"{topic}.by-merchant")
-    assert _committed(kafka, f"{topic}.by-merchant", group, merchant_partitions) == dict.fromkeys(range(merchant_partitions))
-    assert [f for f in (tmp_path / "state").rglob("*by-merchant*") if f.is_file()] == []
+    # Offsets may have moved where nothing had to be stored (card-stage batches without dead letters, merchant-stage
+    # batches whose transactions the merge still held): what matters is that nothing was lost. The same group and
+    # state directory, now with a store that answers, end with exactly the alerts of `score`.
+    store = tmp_path / "alerts.db"
+    cli(*runner_args(kafka, topic, group, store, tmp_path / "state", model))
+    assert_same_alerts(alerts_in(store), expected_alerts(data, model, tmp_path / "scores.csv"))

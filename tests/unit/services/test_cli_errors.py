@@ -222,6 +222,7 @@ def test_run_kafka_when_new_topics_get_no_leader_ends_in_one_line(
     err = capsys.readouterr().err
     assert exit_info.value.code == 3
     assert err.strip().splitlines() == [
-        "error: topics 'transactions.scored', 'transactions.dlq' were created but are not ready: "
-        "KafkaTimeoutError: Timeout waiting for topics ['transactions.scored', 'transactions.dlq'] to be ready"
+        "error: topics 'transactions.scored', 'transactions.dlq', 'transactions.by-merchant' were created but are not "
+        "ready: KafkaTimeoutError: Timeout waiting for topics ['transactions.scored', 'transactions.dlq', "
+        "'transactions.by-merchant'] to be ready"
     ]
