@@ -194,6 +194,15 @@ def stop_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any process is left in process group ``pgid``."""
     try:

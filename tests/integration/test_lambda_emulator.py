@@ -9,27 +9,18 @@ API -> awslambdaric -> handler -> reply) before the scoring API's handler exists
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, free_port, service, stop_group
+from lambda_rie import EVENTS, Emulator, build_rie, running
+from support import service
 
 import awslambdaric  # noqa: F401  the [api] extra: the handler runs under it
 
 pytestmark = pytest.mark.integration
 
-EVENTS = ROOT / "tests" / "fixtures" / "apigateway"
-INVOKE_PATH = "/2015-03-31/functions/function/invocations"
-START_TIMEOUT_S = 60
-INVOKE_TIMEOUT_S = 120  # the first invocation also starts the runtime and imports the handler
 
 HANDLER = '''
 """Echo what API Gateway sent, in the reply shape API Gateway expects."""
@@ -65,64 +56,15 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def rie() -> str:
     """The emulator binary, built once and cached by version (a no-op when cached)."""
-    path = service("lambda-rie", "build", timeout=1800)
-    assert os.access(path, os.X_OK), f"lambda-rie build printed {path!r}, which is not an executable"
-    return path
-
-
-def invoke(url: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """POST one event to the emulator's invoke endpoint; return the HTTP status and the JSON it answered."""
-    request = urllib.request.Request(f"{url}{INVOKE_PATH}", data=json.dumps(event).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=INVOKE_TIMEOUT_S) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-def wait_listening(url: str, process: subprocess.Popen, log: Path) -> None:
-    """Wait until the emulator accepts HTTP requests (any answer counts); fail with its log if it never does."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the emulator exited with {process.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/", timeout=5).close()
-            return
-        except urllib.error.HTTPError:
-            return  # 404 for /: it is listening
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"the emulator did not listen on {url} within {START_TIMEOUT_S} s:\n"
-                        f"{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.1)
+    return build_rie()
 
 
 @pytest.fixture
-def emulator(rie: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The echo handler under the emulator on free loopback ports; yields its URL and log, stops it after."""
+def emulator(rie: str, tmp_path: Path) -> Iterator[Emulator]:
+    """The echo handler under the emulator on free loopback ports; stopped after the test."""
     (tmp_path / "echo_handler.py").write_text(HANDLER)
-    port, runtime_port = free_port(), free_port()
-    while runtime_port == port:
-        runtime_port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "emulator.log"
-    env = {**os.environ, "AWS_LAMBDA_FUNCTION_NAME": "fraudstream-echo"}
-    env.pop("AWS_LAMBDA_MAX_CONCURRENCY", None)  # it switches the emulator to another mode
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [rie, "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-             "--runtime-api-address", f"127.0.0.1:{runtime_port}",
-             sys.executable, "-m", "awslambdaric", "echo_handler.handler"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    try:
-        wait_listening(url, process, log)
-        yield url, log
-    finally:
-        stop_group(process)
+    with running(rie, "echo_handler.handler", cwd=tmp_path, log=tmp_path / "emulator.log") as started:
+        yield started
 
 
 def load(name: str) -> dict[str, Any]:
@@ -130,12 +72,10 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name, shape", [("rest-v1.json", "rest-v1"), ("http-v2.json", "http-v2")])
-def test_api_gateway_event_reaches_the_handler_and_its_reply_comes_back(emulator: tuple[str, Path],
-                                                                        name: str, shape: str) -> None:
-    url, log = emulator
+def test_api_gateway_event_reaches_the_handler_and_its_reply_comes_back(emulator: Emulator, name: str, shape: str) -> None:
     event = load(name)
-    status, reply = invoke(url, event)
-    assert status == 200, f"{reply}\n{log.read_text(errors='replace')[-4000:]}"
+    status, reply = emulator.invoke(event)
+    assert status == 200, f"{reply}\n{emulator.tail()}"
     assert reply["statusCode"] == 200, reply
     assert reply["headers"] == {"content-type": "application/json"}
     assert reply["isBase64Encoded"] is False
@@ -146,20 +86,19 @@ def test_api_gateway_event_reaches_the_handler_and_its_reply_comes_back(emulator
     assert body["source_ip"] == "198.51.100.7"
     assert body["content_type"] == "application/json"
     assert body["echo"] == json.loads(event["body"])
-    assert body["function_name"] == "fraudstream-echo"
+    assert body["function_name"] == "fraudstream-scoring"  # the name tests.lambda_rie.running gives it
     assert body["request_id"]  # the emulator gave the invocation an id
 
     # The same container answers again (warm), with a new request id.
-    status, again = invoke(url, event)
+    status, again = emulator.invoke(event)
     assert status == 200, again
     assert json.loads(again["body"])["request_id"] != body["request_id"]
 
 
-def test_a_handler_error_comes_back_as_a_lambda_error(emulator: tuple[str, Path]) -> None:
-    url, _ = emulator
+def test_a_handler_error_comes_back_as_a_lambda_error(emulator: Emulator) -> None:
     event = load("http-v2.json")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/boom"
-    status, reply = invoke(url, event)
+    status, reply = emulator.invoke(event)
     # Like Lambda's Invoke API, the emulator answers 200 with the error as the payload (it sends no
     # X-Amz-Function-Error header, so the payload is the only way to tell).
     assert status == 200, reply
@@ -167,7 +106,7 @@ def test_a_handler_error_comes_back_as_a_lambda_error(emulator: tuple[str, Path]
     assert reply["errorMessage"] == "boom requested"
 
     # The runtime survives a failed invocation: the next good event is answered.
-    status, good = invoke(url, load("http-v2.json"))
+    status, good = emulator.invoke(load("http-v2.json"))
     assert status == 200 and good["statusCode"] == 200, good
 
 

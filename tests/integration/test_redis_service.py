@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT, free_port, service
+from support import ROOT, free_port, pid_alive, service
 
 import redis  # the [api] extra; scripts/install installs it
 
@@ -35,15 +35,6 @@ def run_script(command: str, port: int, var: Path) -> subprocess.CompletedProces
 def last_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[-1].strip() if lines else ""
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def port_open(port: int) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BASE, HOUR, ROOT, T0, free_port, make_txn, wait_for
+from support import BASE, HOUR, ROOT, T0, free_port, make_txn, pid_alive, wait_for
 
 from fraudstream.model.errors import ServiceError
 from fraudstream.model.features.ids import NEW, RETRY
@@ -212,14 +212,6 @@ def run_script(command: str, port: int, var: Path) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.strip().splitlines()
     return lines[-1] if lines else ""
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
