@@ -116,6 +116,7 @@ def test_redis_killed_and_restarted_mid_run_answers_keep_coming_degraded_then_wh
             os.kill(pid, signal.SIGKILL)
             wait_for(lambda: not pid_alive(pid), "redis-server to die")
             wait_for(lambda: seen(False), "an answer flagged state_available: false")
+            assert not bad, bad[0]
             ready = httpx.get(f"{base}/readyz", timeout=30)
             assert ready.status_code == 200 and ready.json()["checks"]["state_store"] == "unreachable"
             assert metric(base, STATE_ERRORS) >= 1
