@@ -16,7 +16,6 @@ import pytest
 import schemathesis
 from api_serve import AUTH, KEY, ready, start, stop
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from support import HOUR, T0, make_txn, pid_alive, wait_for
 from fraudstream.model.errors import ServiceError
 from fraudstream.model.features.ids import NEW, RETRY
 from fraudstream.model.features.keyed import FeatureState
-from fraudstream.model.features.state import DAY_MS, MONTH_MS, CardState, MerchantState
+from fraudstream.model.features.state import DAY_MS
 from fraudstream.model.schema import validate
 from fraudstream.services.stores.state import StateStoreUnavailable
 from fraudstream.services.stores.state.redis import EXPIRY_MARGIN_MS, RedisStateStore
