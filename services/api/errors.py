@@ -68,10 +68,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
+        if first.get("type") == "json_invalid":  # its loc holds the character position, not a field
+            return problem(422, "body", _reason(first))
         return problem(422, _field(tuple(first.get("loc", ()))), _reason(first))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # FastAPI's only 400: a body it could not parse (not UTF-8), as invalid JSON
+            return problem(422, "body", "not valid JSON")
         return problem(error.status_code, headers=getattr(error, "headers", None))
 
     @app.exception_handler(AlertNotFound)

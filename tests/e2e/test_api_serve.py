@@ -1,107 +1,42 @@
 """``fraudstream serve`` as a real process: over HTTP, one request per transaction, it gives the scores,
-reasons and alerts ``fraudstream score`` gives on the same file; and the Knative contract (``$PORT``
+reasons and alerts ``fraudstream score`` gives on the same file (with the state in the process or in Redis);
+and the Knative contract (``$PORT``
 honoured, SIGTERM answers the request in flight before the process exits)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-
-from support import free_port, wait_for
-
-BIN = Path(sys.executable).with_name("fraudstream")
-KEY = "e2e-scoring-key-5f1c"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-STOP_DEADLINE_S = 60
+from api_serve import AUTH, KEY, STOP_DEADLINE_S, as_json, csv_rows, ready, serving, start, stop
+from redis_support import own_database
+from support import BIN, free_port, wait_for
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained model (``m``) and a file to score with a retried row and a bad row in it (``live.csv``)."""
-    root = tmp_path_factory.mktemp("api-e2e")
-    for args in (["generate", "--out", "h.csv", "--cards", "300", "--days", "5", "--seed", "9"],
-                 ["train", "--data", "h.csv", "--model-out", "m"],
-                 ["generate", "--out", "fresh.csv", "--cards", "120", "--days", "3", "--seed", "31",
-                  "--start", "2026-03-01T00:00:00+00:00"]):
-        subprocess.run([str(BIN), *args], cwd=root, check=True, capture_output=True)
-    with open(root / "fresh.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    bad = {**rows[5], "transaction_id": "bad-amount", "amount": "-4"}
-    rows = rows[:40] + [rows[10], bad] + rows[40:]  # a retry of row 10 (same content) and a dead letter
-    with open(root / "live.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return root
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def state(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The ``--state`` to serve with: this process's memory, or a database of the test's own in the project's Redis."""
+    if request.param == "memory":
+        yield "memory"
+        return
+    with own_database(request.getfixturevalue("redis_url")) as url:
+        yield f"{url}?socket_timeout=30"  # a URL option of the Redis client: generous on a loaded machine
 
 
-def start(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    log = open(workdir / f"serve-{len(list(workdir.glob('serve-*.log')))}.log", "wb")
-    environ = {k: v for k, v in os.environ.items() if k != "PORT"}  # only the tests that mean it set $PORT
-    environ.update({"FRAUDSTREAM_API_KEYS": KEY, **(env or {})})
-    return subprocess.Popen([str(BIN), "serve", "--model", "m", *args], cwd=workdir, env=environ,
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
-def ready(base: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        pytest.fail(f"fraudstream serve exited with {process.returncode}", pytrace=False)
-    try:
-        return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=STOP_DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail("fraudstream serve did not stop on SIGTERM", pytrace=False)
-
-
-@pytest.fixture
-def server(workdir: Path) -> Iterator[str]:
-    port = free_port()
-    process = start(workdir, "--port", str(port), "--store", "sqlite://served.db")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: ready(base, process), "the API to be ready")
-        yield base
-    finally:
-        assert stop(process) == 0
-
-
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def as_json(row: dict[str, str]) -> dict[str, Any]:
-    """A CSV row as a JSON transaction (empty cells are absent, as the file reader treats them)."""
-    return {k: v for k, v in row.items() if v != ""}
-
-
-def test_over_http_one_by_one_it_answers_what_score_writes_for_the_file(workdir: Path, server: str) -> None:
+def test_over_http_one_by_one_it_answers_what_score_writes_for_the_file(workdir: Path, state: str) -> None:
     subprocess.run([str(BIN), "score", "--data", "live.csv", "--model", "m", "--out", "scored.csv"],
                    cwd=workdir, check=True, capture_output=True)
     expected = csv_rows(workdir / "scored.csv")
     answers, retries, refused = [], [], []
-    with httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
+    with serving(workdir, "--state", state, "--store", f"sqlite://served-{state.partition(':')[0]}.db") as server, \
+            httpx.Client(base_url=server, headers=AUTH, timeout=30) as client:
         for row in csv_rows(workdir / "live.csv"):
             response = client.post("/v1/score", json=as_json(row))
             if response.status_code == 422:
@@ -119,6 +54,7 @@ def test_over_http_one_by_one_it_answers_what_score_writes_for_the_file(workdir:
             cursor = page["cursor"]
             if cursor is None:
                 break
+    assert all(a["state_available"] for a in answers)
     assert [a["transaction_id"] for a in answers] == [e["transaction_id"] for e in expected]
     assert [a["score"] for a in answers] == [float(e["score"]) for e in expected]
     assert [int(a["alert"]) for a in answers] == [int(e["alert"]) for e in expected]

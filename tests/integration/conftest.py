@@ -28,9 +28,3 @@ def kafka_cluster() -> Iterator[str]:
 def unique() -> str:
     """A fresh suffix for topic and group names, so tests never see each other's messages."""
     return uuid.uuid4().hex[:8]
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """URL of the project's Redis (scripts/services/redis on $REDIS_PORT; started if needed, left running for reuse)."""
-    return os.environ.get("FRAUDSTREAM_TEST_REDIS") or service("redis", "start")

@@ -18,18 +18,17 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from math import exp, isclose
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BASE, HOUR, ROOT, T0, free_port, make_txn, pid_alive, wait_for
+from redis_support import assert_same_state, hot_rows, run_script
+from support import HOUR, T0, make_txn, pid_alive, wait_for
 
 from fraudstream.model.errors import ServiceError
 from fraudstream.model.features.ids import NEW, RETRY
 from fraudstream.model.features.keyed import FeatureState
-from fraudstream.model.features.state import DAY_MS, MONTH_MS, CardState, MerchantState
+from fraudstream.model.features.state import DAY_MS
 from fraudstream.model.schema import validate
 from fraudstream.services.stores.state import StateStoreUnavailable
 from fraudstream.services.stores.state.redis import EXPIRY_MARGIN_MS, RedisStateStore
@@ -37,68 +36,13 @@ from fraudstream.services.stores.state.redis import EXPIRY_MARGIN_MS, RedisState
 pytestmark = pytest.mark.integration
 
 WORKER = Path(__file__).with_name("redis_state_worker.py")
-SCRIPT = ROOT / "scripts" / "services" / "redis"
 PROCESSES, THREADS = 3, 4
-# Decayed sums: the same in any processing order, up to float rounding (late events are weighed by their
-# age instead of decaying the state, which is the same sum computed in another order).
-CARD_SUMS = ("c1h", "c1d", "c7d", "amount_1d", "n30", "amount_30", "log_30", "log_sq_30", "small_1h")
-MERCHANT_SUMS = ("c1h", "c1d", "c7d", "n30", "amount_30")
 
 
 def store_at(url: str, ttl_ms: int | None = None, **options: Any) -> RedisStateStore:
     """A store under a fresh prefix (tests never see each other's keys); generous timeout on a loaded machine."""
     options.setdefault("socket_timeout", 30)
     return RedisStateStore(ttl_ms, url=url, prefix=f"test-{uuid.uuid4().hex[:12]}:", **options)
-
-
-def hot_rows(n: int = 1500, seed: int = 11) -> list[dict[str, Any]]:
-    """One hot card and one hot merchant (each in three quarters of the events), distinct event times,
-    arriving shuffled so the processing order is not the event-time order."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        r = rng.random()
-        if r < 0.5:
-            card, merchant = "card-hot", "m-hot"
-        elif r < 0.75:
-            card, merchant = "card-hot", f"m-{rng.randrange(5)}"
-        else:
-            card, merchant = f"card-{rng.randrange(20)}", "m-hot"
-        rows.append({
-            **BASE, "transaction_id": f"t{i}", "timestamp": T0 + i * 45_000 + rng.randrange(30_000),
-            "card_id": card, "merchant_id": merchant,
-            "amount": rng.choice([1.5, 3.0, round(rng.lognormvariate(3.0, 1.0), 2), 900.0]),
-            "merchant_category": rng.choice(["grocery", "travel", "electronics"]),
-            "country": rng.choice(["US", "GB"]),
-            "merchant_lat": rng.choice([40.71, 34.05, None]),
-        })
-    rng.shuffle(rows)
-    return rows
-
-
-def assert_same_card(got: CardState, want: CardState, key: str) -> None:
-    """What a card's state must agree on whatever order its events were processed in."""
-    assert (got.t, got.seen) == (want.t, want.seen), key  # exact: a lost update shows here
-    for name in CARD_SUMS:
-        assert isclose(getattr(got, name), getattr(want, name), rel_tol=1e-9, abs_tol=1e-12), (key, name)
-    # Hour blocks hold weights relative to hour_ref (the first event *processed*): compare them on one base.
-    assert got.hour_ref is not None and want.hour_ref is not None
-    scale_got, scale_want = exp((got.hour_ref - T0) / MONTH_MS), exp((want.hour_ref - T0) / MONTH_MS)
-    for a, b in zip(got.hour_blocks, want.hour_blocks, strict=True):
-        assert isclose(a * scale_got, b * scale_want, rel_tol=1e-9, abs_tol=1e-12), key
-    assert (got.last_lat, got.last_lon, got.last_loc_t) == (want.last_lat, want.last_lon, want.last_loc_t), key
-    # Recency order depends on processing order; membership does not (no cap is reached here).
-    assert (set(got.merchants), set(got.categories), set(got.countries)) == \
-        (set(want.merchants), set(want.categories), set(want.countries)), key
-
-
-def assert_same_merchant(got: MerchantState, want: MerchantState, key: str) -> None:
-    assert got.t == want.t, key
-    for name in MERCHANT_SUMS:
-        assert isclose(getattr(got, name), getattr(want, name), rel_tol=1e-9, abs_tol=1e-12), (key, name)
-    # Not compared: new_cards_1h weighs each card's *first processed* event at the merchant by its age, so it
-    # depends on the order by construction; that it counts at all is checked.
-    assert got.new_cards_1h > 0 and want.new_cards_1h > 0
 
 
 def test_many_processes_and_threads_on_one_card_and_one_merchant_lose_no_update(redis_url: str, tmp_path: Path) -> None:
@@ -137,12 +81,7 @@ def test_many_processes_and_threads_on_one_card_and_one_merchant_lose_no_update(
     for row in sorted(rows, key=lambda r: r["timestamp"]):
         sequential.features(validate(row))
     shared = RedisStateStore(None, url=redis_url, prefix=prefix, socket_timeout=30)
-    snapshot = shared.snapshot()
-    assert set(snapshot["cards"]) == set(sequential.cards) and set(snapshot["merchants"]) == set(sequential.merchants)
-    for key, values in snapshot["cards"].items():
-        assert_same_card(CardState.from_list(values), sequential.cards[key], key)
-    for key, values in snapshot["merchants"].items():
-        assert_same_merchant(MerchantState.from_list(values), sequential.merchants[key], key)
+    assert_same_state(shared.snapshot(), sequential)
     assert sequential.cards["card-hot"].seen > 1000 and shared.newest_ms == max(r["timestamp"] for r in rows)
 
 
@@ -204,23 +143,6 @@ def test_a_server_that_never_answers_fails_within_the_socket_timeout() -> None:
 
 
 # ---------------------------------------------------------------- an outage of a private Redis
-
-
-def run_script(command: str, port: int, var: Path) -> str:
-    env = {**os.environ, "REDIS_PORT": str(port), "REDIS_VAR_DIR": str(var)}
-    done = subprocess.run([str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
-    """A Redis of this test's own (it gets killed), stopped afterwards."""
-    port, var = free_port(), tmp_path / "redis"
-    url = run_script("start", port, var)
-    yield url, port, var
-    run_script("stop", port, var)
 
 
 def test_redis_killed_mid_run_raises_the_clear_error_and_the_same_store_recovers(private_redis) -> None:

@@ -77,6 +77,16 @@ def test_a_bad_label_is_422_naming_the_field(scored: TestClient, body: dict[str,
     assert response.json()["field"] == field
 
 
+@pytest.mark.parametrize("body", [b"\xff\xfe not utf-8", b"{not json", b"\xc3"])
+def test_a_label_body_that_is_not_json_is_422_naming_the_body_as_on_the_scoring_routes(scored: TestClient, body: bytes) -> None:
+    """Found by Schemathesis: a body that is not UTF-8 was a 400 the document does not list."""
+    tid = store_of(scored).search(AlertQuery(), limit=1).alerts[0].transaction_id
+    headers = {**LABELLING, "Content-Type": "application/json"}
+    response = scored.post(f"/v1/alerts/{tid}/labels", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (422, {"error": "invalid request", "field": "body", "reason": "not valid JSON"})
+    assert scored.post("/v1/score", content=body, headers={**SCORING, "Content-Type": "application/json"}).status_code == 422
+
+
 def test_unknown_alerts_are_404_and_bad_filters_422(scored: TestClient) -> None:
     assert scored.get("/v1/alerts/nope", headers=SCORING).json() == {"error": "not found"}
     assert scored.post("/v1/alerts/nope/labels", json={"label": "fraud", "analyst": "a"}, headers=LABELLING).status_code == 404
