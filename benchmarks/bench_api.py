@@ -1,7 +1,7 @@
 """The scoring API under load: open-loop latency at fixed rates, saturation throughput, and the per-request
 cost of scikit-learn's IsolationForest for contrast.
 
-Starts ``fraudstream serve`` (one worker, in-process state, in-memory alert store) on a free port and
+Starts ``fraudstream serve`` (one worker, in-process state or ``--state redis://...``, in-memory alert store) on a free port and
 drives ``POST /v1/score`` from a separate load-generating process: open loop (request *i* is due at
 ``t0 + i / rate`` whatever happened before, and its latency runs from when it was due, so a stall is
 not hidden), over keep-alive connections with a lean HTTP/1.1 client. Then a closed loop with a few
@@ -12,7 +12,7 @@ through the pipeline core (intake + features + score, no HTTP) and scikit-learn'
 Targets (issue 11): p99 <= 5 ms at 1,000 requests/s on one worker; >= 3,000 requests/s per worker at
 saturation. The machine is shared (2 cores): the 1-minute load average is printed with the figures.
 
-    .venv/bin/python benchmarks/bench_api.py [--quick] [--rates 250,500,1000] [--seconds 10] [--out var/bench/api.json]
+    .venv/bin/python benchmarks/bench_api.py [--quick] [--rates 250,500,1000] [--seconds 10] [--state redis://HOST:PORT/DB]
 """
 
 from __future__ import annotations
@@ -153,12 +153,13 @@ def transactions(cards: int, days: int) -> list[dict[str, Any]]:
     return list(generate(GeneratorConfig(cards=cards, days=days, seed=17, start="2026-02-01T00:00:00+00:00")))
 
 
-def serve(model: Path, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+def serve(model: Path, work: Path, state: str = "memory") -> tuple[subprocess.Popen[bytes], int]:
     import httpx
 
     port = free_port()
     env = {**os.environ, "FRAUDSTREAM_API_KEYS": KEY}
-    process = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--model", str(model), "--store", "memory://"],
+    process = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--model", str(model), "--store", "memory://",
+                                "--state", state],
                                cwd=work, env=env, stdout=open(work / "serve.log", "wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -227,9 +228,18 @@ def main() -> None:
     parser.add_argument("--rates", default="250,500,1000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--saturation-connections", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "api.json")
+    parser.add_argument("--out", type=Path, default=None, help="default var/bench/api.json (api-redis.json with Redis)")
+    parser.add_argument("--state", default="memory",
+                        help="the state store serve uses: memory (in the worker) or a Redis URL (scripts/services/redis start "
+                             "prints one; flushed first: use a Redis of its own)")
     args = parser.parse_args()
     seconds = 3.0 if args.quick else args.seconds
+    redis = args.state.startswith("redis://")
+    out = args.out or ROOT / "var" / "bench" / ("api-redis.json" if redis else "api.json")
+    if redis:  # every run starts from empty card and merchant state, as with the in-process store
+        import redis as redis_client
+
+        redis_client.Redis.from_url(args.state).flushdb()
     rates = [float(r) for r in args.rates.split(",")]
 
     from fraudstream.model.bundle import save_bundle
@@ -240,11 +250,11 @@ def main() -> None:
     bundle = train_bundle(feature_matrix([validate(r) for r in history]), created_at="bench")
     live = transactions(cards=2000, days=20)
     need = int(max(rates) * seconds)
-    figures: dict[str, Any] = {"seconds_per_rate": seconds, "load_1min_before": round(os.getloadavg()[0], 2)}
+    figures: dict[str, Any] = {"state": "redis" if args.state.startswith("redis://") else args.state, "seconds_per_rate": seconds, "load_1min_before": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         save_bundle(bundle, work / "model")
-        process, port = serve(work / "model", work)
+        process, port = serve(work / "model", work, args.state)
         try:
             drive(port, "closed", 4, live[:2000], "warm", work)  # warm the connections, the code paths, the state
             figures["open_loop"] = [drive(port, "open", rate, live[: int(rate * seconds)], f"r{int(rate)}", work)
@@ -261,7 +271,7 @@ def main() -> None:
     figures.update(in_process(bundle, live[:20_000]))
     figures["load_1min_after"] = round(os.getloadavg()[0], 2)
 
-    print(f"scoring API, one worker, in-process state (load average {figures['load_1min_before']} -> {figures['load_1min_after']} on {os.cpu_count()} cores)")
+    print(f"scoring API, one worker, {figures['state']} state (load average {figures['load_1min_before']} -> {figures['load_1min_after']} on {os.cpu_count()} cores)")
     print(f"{'rate/s':>8} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'errors':>7}")
     for row in figures["open_loop"]:
         print(f"{row['rate']:>8.0f} {row['achieved_per_s']:>9.1f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['p99_9_ms']:>9.3f} {row['errors']:>7}")
@@ -276,11 +286,11 @@ def main() -> None:
     print(f"-> one HTTP request end to end (p50 {best['p50_ms']} ms at {best['rate']:.0f}/s) is "
           f"{sk['p50_ms'] / best['p50_ms']:.1f}x faster than sklearn's forest alone on one row; "
           f"the core's own work {sk['p50_ms'] / core['p50_ms']:.0f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": "api", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "python": sys.version.split()[0], "cpus": os.cpu_count(), **figures}
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"figures written to {args.out}")
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"figures written to {out}")
 
 
 if __name__ == "__main__":
