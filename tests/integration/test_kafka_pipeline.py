@@ -309,11 +309,16 @@ def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path,
         port = s.getsockname()[1]
     store, state = tmp_path / "alerts.db", tmp_path / "state"
     args = [a for a in runner_args(kafka, topic, f"g-{unique}", store, state, model) if a not in ("--stop-when-idle", "4.0")]
-    runner = subprocess.Popen([str(BIN), *args, "--metrics-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Its stderr goes to a file, never to a pipe nobody reads while it runs: on a loaded machine kafka-python's
+    # warnings and the status lines can fill a pipe's 64 KB and block the runner on a log write — the likely cause
+    # of two failures under load ("no scored metrics in 180 s"); the log also says why, if it fails again.
+    log = tmp_path / "runner.log"
+    with log.open("w") as err:
+        runner = subprocess.Popen([str(BIN), *args, "--metrics-port", str(port)], stdout=subprocess.DEVNULL, stderr=err, text=True)
     try:
         def scored_metrics() -> str | None:
             if runner.poll() is not None:  # a runner that died says why, rather than a 180 s wait
-                pytest.fail(f"the runner exited with {runner.returncode}: {runner.stderr.read()}")
+                pytest.fail(f"the runner exited with {runner.returncode}: {log.read_text(errors='replace')[-4000:]}")
             try:
                 metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
             except OSError:
@@ -325,7 +330,7 @@ def test_sigterm_stops_cleanly_and_metrics_are_served(kafka, workload, tmp_path,
         assert "fraudstream_event_to_decision_seconds_bucket" in metrics
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(timeout=SERVICE_DEADLINE_S) == 0
-        assert "stopped after" in " ".join(runner.stderr.read().split())
+        assert "stopped after" in " ".join(log.read_text(errors="replace").split())
     finally:
         if runner.poll() is None:
             runner.kill()
