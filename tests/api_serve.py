@@ -53,10 +53,11 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 @contextmanager
-def serving(workdir: Path, *args: str) -> Iterator[str]:
-    """The base URL of a ready ``fraudstream serve ARGS`` on a free port; it must stop cleanly after the block."""
+def serving(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The base URL of a ready ``fraudstream serve ARGS`` on a free port (``env`` added to the test key's); it must
+    stop cleanly after the block."""
     port = free_port()
-    process = start(workdir, "--port", str(port), *args)
+    process = start(workdir, "--port", str(port), *args, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: ready(base, process), "the API to be ready")

@@ -434,11 +434,11 @@ class KafkaRunner:
         return True
 
     def _update_lag(self) -> None:
+        from kafka.structs import TopicPartition
+
         for (topic, p), part in self.partitions.items():
             if topic != self.topics.source:
                 continue
-            from kafka.structs import TopicPartition
-
             high = self.consumer.highwater(TopicPartition(topic, p))
             if high is not None:
                 self.lag[(topic, p)] = max(0, high - part.next_offset)

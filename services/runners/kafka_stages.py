@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
 from fraudstream.model.features.keyed import FeatureState
 from fraudstream.model.features.step import CardHandover
@@ -49,8 +50,6 @@ from fraudstream.services.pipeline.merge import OrderedMerge
 from fraudstream.services.stores.dead_letters import RECORD_LEVEL, DeadLetter
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from fraudstream.model.bundle import ModelBundle
     from fraudstream.services.stores.alerts.base import Alert
 
@@ -238,9 +237,7 @@ class MerchantStage:
         out.counts["late"] += merge.late - late
         if not txns:
             return
-        import numpy as np
-
-        X: np.ndarray = np.array(rows, dtype=np.float64)
+        X = np.array(rows, dtype=np.float64)
         bundle, scored = self.bundle, self.topics.scored
         for txn, key, d in zip(txns, keys, self.scorer.decide_rows(txns, X)):
             out.messages.append((scored, key, self._encode_scored(scored_message(txn, d, bundle)), [], None))

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_serve import AUTH, KEY, ready, start, stop
+from api_serve import AUTH, KEY, serving
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from support import free_port, wait_for
 
 LABEL_KEY = "e2e-label-key-77d0"
 EXAMPLES = int(os.environ.get("FRAUDSTREAM_SCHEMATHESIS_EXAMPLES", "40"))  # per route and mode: ~20 s in all
@@ -37,15 +36,8 @@ ROUTES = [
 @pytest.fixture(scope="module")
 def api(workdir: Path) -> Iterator[str]:
     """A served API whose scoring key (``KEY``) scores and reads, and whose label key labels."""
-    port = free_port()
-    process = start(workdir, "--port", str(port), "--store", "sqlite://schemathesis.db",
-                    env={"FRAUDSTREAM_API_LABEL_KEYS": LABEL_KEY})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: ready(base, process), "the API to be ready")
+    with serving(workdir, "--store", "sqlite://schemathesis.db", env={"FRAUDSTREAM_API_LABEL_KEYS": LABEL_KEY}) as base:
         yield base
-    finally:
-        assert stop(process) == 0
 
 
 @pytest.fixture(scope="module")
